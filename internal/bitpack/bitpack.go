@@ -40,7 +40,7 @@ func (p *Packer) Add(v uint64) {
 		p.n += p.w
 		return
 	}
-	rem := p.w - free // bits of v that do not fit, 0 <= rem < 64
+	rem := p.w - free            // bits of v that do not fit, 0 <= rem < 64
 	p.acc = p.acc<<free | v>>rem // a shift by 64 yields 0 in Go
 	p.out = binary.BigEndian.AppendUint64(p.out, p.acc)
 	p.acc = v & (1<<rem - 1)

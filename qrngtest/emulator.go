@@ -1,0 +1,491 @@
+// Package qrngtest provides a local emulator of QCI's uQRNG HTTP API for
+// tests, examples and offline use, shaped like net/http/httptest.
+//
+// The emulator implements the API as this module documents it (the access
+// token exchange, random numbers, usage, a monthly quota, FastAPI-style 422
+// errors) and lets a test script faults per request: error statuses,
+// latency, slow, truncated, malformed or endless bodies, wrong counts,
+// out-of-range values, replayed batches and reset connections.
+//
+// Its numbers come from crypto/rand, or from a seeded ChaCha8 generator when
+// Options.Seed is set. They are never quantum.
+package qrngtest
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configures an Emulator. Every zero field means its default.
+type Options struct {
+	// Token is the API token the emulator accepts. Default: a random one.
+	Token string
+	// Seed, when nonzero, makes the numbers reproducible: they come from
+	// ChaCha8 seeded with it, in request order. Default: crypto/rand.
+	Seed uint64
+	// AccessTokenTTL is the lifetime of issued access tokens. Default 1 h.
+	AccessTokenTTL time.Duration
+	// QuotaBits is the monthly allowance in bits. Default 1,000,000,000;
+	// negative means unlimited.
+	QuotaBits int64
+	// MaxBits is the largest n_bits accepted. Default 64.
+	MaxBits int
+	// MaxSamples is the largest n_samples accepted. Default 1,000,000.
+	MaxSamples int
+	// Record keeps every batch of values served, for Batches. Default off.
+	Record bool
+	// Now is the emulator's clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Paths of the emulated endpoints.
+const (
+	PathAccessToken   = "/auth/v1/access-tokens"
+	PathRandomNumbers = "/qrng/random_numbers"
+	PathUsage         = "/qrng/usage"
+)
+
+// Counters are what the emulator has seen and served.
+type Counters struct {
+	TokenRequests  int   // calls to the access-token endpoint
+	RandomRequests int   // calls to the random-numbers endpoint
+	UsageRequests  int   // calls to the usage endpoint
+	ValuesServed   int64 // values in 200 answers of the random-numbers endpoint
+	BitsServed     int64 // n_samples * n_bits of those answers
+}
+
+// Emulator is an http.Handler that speaks the uQRNG API. It is safe for
+// concurrent use. Use NewServer for a started server on loopback, or New to
+// mount the handler yourself.
+type Emulator struct {
+	opts  Options
+	token string
+	done  chan struct{} // closed by Shutdown: ends sleeps and endless bodies
+
+	mu       sync.Mutex // guards everything below
+	rng      *mrand.ChaCha8
+	access   map[string]time.Time // access token -> expiry
+	usage    map[string]int64     // UTC day -> bits served
+	faults   []Fault
+	counters Counters
+	last     []uint64   // the previous batch, for Replay
+	batches  [][]uint64 // with Options.Record
+	closed   bool
+}
+
+// New returns an Emulator for opts. It panics if opts is invalid (a
+// negative duration or MaxBits outside 1..64), which is a programming error.
+func New(opts Options) *Emulator {
+	if opts.AccessTokenTTL < 0 || opts.MaxBits < 0 || opts.MaxBits > 64 || opts.MaxSamples < 0 {
+		panic(fmt.Sprintf("qrngtest: invalid Options (AccessTokenTTL %s, MaxBits %d, MaxSamples %d)",
+			opts.AccessTokenTTL, opts.MaxBits, opts.MaxSamples))
+	}
+	if opts.AccessTokenTTL == 0 {
+		opts.AccessTokenTTL = time.Hour
+	}
+	if opts.QuotaBits == 0 {
+		opts.QuotaBits = 1_000_000_000
+	}
+	if opts.MaxBits == 0 {
+		opts.MaxBits = 64
+	}
+	if opts.MaxSamples == 0 {
+		opts.MaxSamples = 1_000_000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	e := &Emulator{opts: opts, token: opts.Token, done: make(chan struct{}),
+		access: map[string]time.Time{}, usage: map[string]int64{}}
+	if e.token == "" {
+		e.token = "qrngtest-" + randomHex(16)
+	}
+	if opts.Seed != 0 {
+		var seed [32]byte
+		binary.LittleEndian.PutUint64(seed[:], opts.Seed)
+		e.rng = mrand.NewChaCha8(seed)
+	}
+	return e
+}
+
+// Token returns the API token the emulator accepts.
+func (e *Emulator) Token() string { return e.token }
+
+// Counters returns a snapshot of the counters.
+func (e *Emulator) Counters() Counters {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.counters
+}
+
+// Batches returns copies of the batches served so far (Options.Record).
+func (e *Emulator) Batches() [][]uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([][]uint64, len(e.batches))
+	for i, b := range e.batches {
+		out[i] = append([]uint64(nil), b...)
+	}
+	return out
+}
+
+// Shutdown ends pending latencies, slow and endless bodies at once. The
+// emulator answers 503 afterwards.
+func (e *Emulator) Shutdown() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.closed {
+		e.closed = true
+		close(e.done)
+	}
+}
+
+// ServeHTTP implements the API.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	switch path {
+	case PathAccessToken, PathRandomNumbers, PathUsage:
+	default:
+		writeDetail(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if r.Method != http.MethodPost {
+		writeDetail(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+		return
+	}
+	e.mu.Lock()
+	switch path {
+	case PathAccessToken:
+		e.counters.TokenRequests++
+	case PathRandomNumbers:
+		e.counters.RandomRequests++
+	case PathUsage:
+		e.counters.UsageRequests++
+	}
+	f, hasFault := e.nextFault(path)
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		writeDetail(w, http.StatusServiceUnavailable, "emulator shut down")
+		return
+	}
+	if hasFault && !e.preamble(w, r, f) {
+		return
+	}
+	switch path {
+	case PathAccessToken:
+		e.serveToken(w, r)
+	case PathRandomNumbers:
+		e.serveRandom(w, r, f)
+	case PathUsage:
+		e.serveUsage(w, r)
+	}
+}
+
+func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		RefreshToken *string `json:"refresh_token"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil || req.RefreshToken == nil {
+		writeValidation(w, "refresh_token", "field required")
+		return
+	}
+	if *req.RefreshToken != e.token {
+		writeDetail(w, http.StatusUnauthorized, "invalid refresh token")
+		return
+	}
+	tok := "at-" + randomHex(24)
+	exp := e.opts.Now().Add(e.opts.AccessTokenTTL)
+	e.mu.Lock()
+	e.access[tok] = exp
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token":       tok,
+		"expires_in":         exp.Unix(),
+		"expires_at_rfc3339": exp.UTC().Format(time.RFC3339),
+		"scope":              "access_token",
+		"token_type":         "bearer",
+	})
+}
+
+// authorized checks the bearer token and answers 401 when it is not valid.
+func (e *Emulator) authorized(w http.ResponseWriter, r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	e.mu.Lock()
+	exp, known := e.access[tok]
+	e.mu.Unlock()
+	if !ok || !known || !e.opts.Now().Before(exp) {
+		writeDetail(w, http.StatusUnauthorized, "invalid or expired access token")
+		return false
+	}
+	return true
+}
+
+type randomRequest struct {
+	Distribution *string `json:"distribution"`
+	OutputType   *string `json:"output_type"`
+	NSamples     *int64  `json:"n_samples"`
+	NBits        *int64  `json:"n_bits"`
+}
+
+func (e *Emulator) serveRandom(w http.ResponseWriter, r *http.Request, f Fault) {
+	if !e.authorized(w, r) {
+		return
+	}
+	var req randomRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
+		writeValidation(w, "", "body is not a valid request: "+err.Error())
+		return
+	}
+	switch {
+	case req.Distribution == nil:
+		writeValidation(w, "distribution", "field required")
+		return
+	case *req.Distribution != "uniform_discrete":
+		writeValidation(w, "distribution", "unsupported distribution "+strconv.Quote(*req.Distribution))
+		return
+	case req.OutputType == nil:
+		writeValidation(w, "output_type", "field required")
+		return
+	case *req.OutputType != "decimal":
+		writeValidation(w, "output_type", "unsupported output_type "+strconv.Quote(*req.OutputType))
+		return
+	case req.NSamples == nil:
+		writeValidation(w, "n_samples", "field required")
+		return
+	case *req.NSamples < 1 || *req.NSamples > int64(e.opts.MaxSamples):
+		writeValidation(w, "n_samples", fmt.Sprintf("ensure this value is between 1 and %d", e.opts.MaxSamples))
+		return
+	case req.NBits == nil:
+		writeValidation(w, "n_bits", "field required")
+		return
+	case *req.NBits < 1 || *req.NBits > int64(e.opts.MaxBits):
+		writeValidation(w, "n_bits", fmt.Sprintf("ensure this value is between 1 and %d", e.opts.MaxBits))
+		return
+	}
+	n, bits := int(*req.NSamples), int(*req.NBits)
+	now := e.opts.Now().UTC()
+
+	e.mu.Lock()
+	if e.opts.QuotaBits > 0 && e.monthUsage(now)+int64(n*bits) > e.opts.QuotaBits {
+		e.mu.Unlock()
+		next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(next.Sub(now).Seconds())+1, 10))
+		writeDetail(w, http.StatusTooManyRequests, "monthly quota exceeded: "+strconv.FormatInt(e.opts.QuotaBits, 10)+" bits")
+		return
+	}
+	var values []uint64
+	if f.Replay && e.last != nil && len(e.last) == n {
+		values = append([]uint64(nil), e.last...)
+	} else {
+		values = e.draw(n, bits, f.ZeroValues)
+	}
+	e.last = values
+	e.usage[now.Format(time.DateOnly)] += int64(n * bits)
+	e.counters.ValuesServed += int64(n)
+	e.counters.BitsServed += int64(n * bits)
+	if e.opts.Record {
+		e.batches = append(e.batches, values)
+	}
+	e.mu.Unlock()
+	e.writeValues(w, r, values, bits, f)
+}
+
+// draw makes n values of bits bits; the caller holds e.mu.
+func (e *Emulator) draw(n, bits int, zero bool) []uint64 {
+	values := make([]uint64, n)
+	if zero {
+		return values
+	}
+	if e.rng != nil {
+		for i := range values {
+			values[i] = e.rng.Uint64() >> (64 - bits)
+		}
+		return values
+	}
+	buf := make([]byte, 8*n)
+	rand.Read(buf)
+	for i := range values {
+		values[i] = binary.LittleEndian.Uint64(buf[8*i:]) >> (64 - bits)
+	}
+	return values
+}
+
+// monthUsage sums the bits served in now's UTC month; the caller holds e.mu.
+func (e *Emulator) monthUsage(now time.Time) int64 {
+	prefix := now.Format("2006-01-")
+	var sum int64
+	for day, bits := range e.usage {
+		if strings.HasPrefix(day, prefix) {
+			sum += bits
+		}
+	}
+	return sum
+}
+
+func (e *Emulator) serveUsage(w http.ResponseWriter, r *http.Request) {
+	if !e.authorized(w, r) {
+		return
+	}
+	var req struct {
+		Start *string `json:"start_date"`
+		End   *string `json:"end_date"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
+		writeValidation(w, "", "body is not a valid request: "+err.Error())
+		return
+	}
+	var days [2]time.Time
+	for i, d := range []struct {
+		name string
+		v    *string
+	}{{"start_date", req.Start}, {"end_date", req.End}} {
+		if d.v == nil {
+			writeValidation(w, d.name, "field required")
+			return
+		}
+		t, err := time.Parse(time.DateOnly, *d.v)
+		if err != nil {
+			writeValidation(w, d.name, "invalid date format, want YYYY-MM-DD")
+			return
+		}
+		days[i] = t
+	}
+	var sum int64
+	e.mu.Lock()
+	for day, bits := range e.usage {
+		t, _ := time.Parse(time.DateOnly, day)
+		if !t.Before(days[0]) && !t.After(days[1]) {
+			sum += bits
+		}
+	}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]int64{"n_bits": sum})
+}
+
+// writeValues streams values as the API does: "[5845, 7686, 2788]".
+func (e *Emulator) writeValues(w http.ResponseWriter, r *http.Request, values []uint64, bits int, f Fault) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	var out []byte
+	flush := func() bool {
+		bw.Write(out)
+		out = out[:0]
+		if f.SlowBody > 0 {
+			bw.Flush()
+			if fl, ok := w.(http.Flusher); ok {
+				fl.Flush()
+			}
+			return e.pause(r, f.SlowBody)
+		}
+		return true
+	}
+	if f.Malformed {
+		out = append(out, `[1, 2, "three", {`...)
+		flush()
+		bw.Flush()
+		return
+	}
+	if f.Wrap {
+		out = append(out, `{"data": `...)
+	}
+	out = append(out, '[')
+	count := len(values) + f.WrongCount
+	cut := -1
+	if f.Truncate {
+		cut = len(values) / 2
+	}
+	for i := 0; i < count || f.Endless; i++ {
+		if i == cut {
+			flush()
+			bw.Flush()
+			panic(http.ErrAbortHandler) // close the connection mid-body
+		}
+		if i > 0 {
+			out = append(out, ", "...)
+		}
+		var v uint64
+		if i < len(values) {
+			v = values[i]
+		} else {
+			v = values[i%len(values)]
+		}
+		if f.OutOfRange && i == len(values)/2 {
+			if bits == 64 {
+				out = append(out, "18446744073709551616"...)
+				continue
+			}
+			v = 1 << bits
+		}
+		out = strconv.AppendUint(out, v, 10)
+		if len(out) >= 16<<10 && !flush() {
+			return
+		}
+		if f.Endless && i%1024 == 0 {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-e.done:
+				return
+			default:
+			}
+		}
+	}
+	out = append(out, ']')
+	if f.Wrap {
+		out = append(out, '}')
+	}
+	flush()
+	bw.Flush()
+}
+
+// pause sleeps for d unless the request or the emulator ends first.
+func (e *Emulator) pause(r *http.Request, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+	case <-e.done:
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeDetail(w http.ResponseWriter, status int, detail string) {
+	writeJSON(w, status, map[string]string{"detail": detail})
+}
+
+// writeValidation answers 422 in FastAPI's shape.
+func writeValidation(w http.ResponseWriter, field, msg string) {
+	loc := []string{"body"}
+	if field != "" {
+		loc = append(loc, field)
+	}
+	writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+		"detail": []map[string]any{{"loc": loc, "msg": msg, "type": "value_error"}},
+	})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
