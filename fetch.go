@@ -66,7 +66,8 @@ type Client struct {
 	sleep  func(ctx context.Context, d time.Duration) error
 	jitter func(n int64) int64
 
-	tok tokenCache
+	tok          tokenCache
+	ownTransport bool // hc's transport was made here, so Close may close its connections
 
 	requests atomic.Int64 // HTTP attempts sent
 	failed   atomic.Int64 // attempts that did not yield a usable answer
@@ -116,6 +117,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.HTTPClient != nil {
 		copied := *cfg.HTTPClient
 		hc = &copied
+	} else {
+		c.ownTransport = true
 	}
 	userCheck := hc.CheckRedirect
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
@@ -190,7 +193,7 @@ func isLoopback(host string) bool {
 // are reported before any request is sent.
 func (c *Client) RandomNumbers(ctx context.Context, n, bits int) ([]uint64, error) {
 	out := make([]uint64, 0, max(0, min(n, MaxSamples)))
-	err := c.fetch(ctx, n, bits, func() error { out = out[:0]; return nil }, func(v uint64) { out = append(out, v) })
+	err := c.fetch(ctx, n, bits, func(error) error { out = out[:0]; return nil }, func(v uint64) { out = append(out, v) })
 	if err != nil {
 		return nil, err
 	}
@@ -208,9 +211,10 @@ func checkRequest(n, bits int) error {
 }
 
 // fetch is RandomNumbers without the slice: before runs ahead of every
-// attempt (to reserve quota and reset the consumer) and may stop the call;
-// emit receives the values of the attempt in progress.
-func (c *Client) fetch(ctx context.Context, n, bits int, before func() error, emit func(uint64)) error {
+// attempt, with the previous attempt's error (to reserve quota and reset
+// the consumer) and may stop the call; emit receives the values of the
+// attempt in progress.
+func (c *Client) fetch(ctx context.Context, n, bits int, before func(prev error) error, emit func(uint64)) error {
 	if err := checkRequest(n, bits); err != nil {
 		return err
 	}
@@ -367,4 +371,11 @@ func (c *Client) redact(s string) string {
 // stats is a snapshot of the request counters.
 func (c *Client) stats() (requests, failed, retried int64) {
 	return c.requests.Load(), c.failed.Load(), c.retried.Load()
+}
+
+// closeIdle closes idle connections of a transport the Client made itself.
+func (c *Client) closeIdle() {
+	if c.ownTransport {
+		c.hc.CloseIdleConnections()
+	}
 }

@@ -2,6 +2,7 @@ package qrng
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -75,3 +76,5 @@ func newServer(t *testing.T, opts qrngtest.Options) *qrngtest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

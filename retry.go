@@ -17,9 +17,12 @@ const baseBackoff = 200 * time.Millisecond
 
 // call runs attempts until one succeeds, a failure is not worth retrying,
 // or the retries are spent. A 401 on an authenticated call refreshes the
-// access token and tries once more without counting as a retry.
-func (c *Client) call(ctx context.Context, path string, body []byte, auth bool, handle func(*http.Response) error, before func() error) error {
+// access token and tries once more without counting as a retry. before,
+// if set, runs ahead of each attempt with the previous attempt's error
+// (nil for the first).
+func (c *Client) call(ctx context.Context, path string, body []byte, auth bool, handle func(*http.Response) error, before func(prev error) error) error {
 	refreshed := false
+	var prev error
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -32,11 +35,12 @@ func (c *Client) call(ctx context.Context, path string, body []byte, auth bool, 
 			}
 		}
 		if before != nil {
-			if err := before(); err != nil {
+			if err := before(prev); err != nil {
 				return err
 			}
 		}
 		err := c.attempt(ctx, path, body, access, handle)
+		prev = err
 		if err == nil {
 			return nil
 		}

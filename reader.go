@@ -1,0 +1,148 @@
+package qrng
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Read fills p with random bytes and returns len(p) and a nil error, unless
+// the Source is closed (ErrClosed) or quantum data cannot be had and the
+// fallback policy forbids crypto/rand; then it returns the bytes it did
+// serve and the reason (for example ErrQuotaExceeded, or the last fetch
+// error). It waits only when the buffer is empty, each time for at most
+// Config.WaitTimeout. Reads of any size are served across batches.
+func (s *Source) Read(p []byte) (int, error) {
+	n := 0
+	var events []FallbackEvent
+	defer func() {
+		for _, e := range events {
+			s.report(e)
+		}
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	waited := false
+	var deadline time.Time
+	for n < len(p) {
+		if s.closed {
+			return n, ErrClosed
+		}
+		if s.buf.n > 0 {
+			m := s.takeLocked(p[n:])
+			n += m
+			deadline = time.Time{} // progress: a later wait gets its own WaitTimeout
+			if s.fallback {
+				s.fallback = false
+				events = append(events, FallbackEvent{Active: false, Time: s.now()})
+			}
+			continue
+		}
+		// The buffer is empty.
+		s.kickLocked()
+		now := s.now()
+		quota, cooling := s.blockedLocked(now)
+		if !quota && !cooling && s.inflight == 0 {
+			s.filling = true
+			close(s.wake)
+			s.wake = make(chan struct{})
+		}
+		var cause error
+		switch {
+		case quota:
+			cause = s.lastErr
+		case cooling && s.inflight == 0:
+			cause = s.lastErr // an outage: no data is coming soon
+		case !deadline.IsZero() && !now.Before(deadline):
+			cause = fmt.Errorf("qrng: no random data within %s", s.wait)
+			if s.lastErr != nil {
+				cause = fmt.Errorf("%w (last error: %w)", cause, s.lastErr)
+			}
+		}
+		if cause != nil {
+			if !s.policy.allows(quota) {
+				return n, cause
+			}
+			if !s.fallback {
+				s.fallback = true
+				s.stats.FallbackSwitches++
+				events = append(events, FallbackEvent{Active: true, Reason: cause, Time: now})
+			}
+			fillFallback(p[n:])
+			s.stats.FallbackBytes += int64(len(p) - n)
+			return len(p), nil
+		}
+		if deadline.IsZero() {
+			deadline = now.Add(s.wait)
+		}
+		if !waited {
+			waited = true
+			s.stats.Waits++
+		}
+		ready := s.ready
+		s.mu.Unlock()
+		timer := time.NewTimer(deadline.Sub(s.now()))
+		select {
+		case <-ready:
+		case <-timer.C:
+		}
+		timer.Stop()
+		s.mu.Lock()
+	}
+	if s.buf.n < s.low {
+		s.kickLocked()
+	}
+	return n, nil
+}
+
+// takeLocked serves buffered bytes into p, mixing them if asked.
+func (s *Source) takeLocked(p []byte) int {
+	m := s.buf.take(p)
+	if s.tap != nil {
+		s.tap(s.served, p[:m])
+	}
+	s.served += int64(m)
+	s.stats.QuantumBytes += int64(m)
+	if s.mix {
+		mixCrypto(p[:m])
+	}
+	return m
+}
+
+// mixCrypto XORs p with crypto/rand bytes (SP 800-90C's XOR construction).
+func mixCrypto(p []byte) {
+	var pad [256]byte
+	for len(p) > 0 {
+		k := min(len(p), len(pad))
+		rand.Read(pad[:k])
+		for i := range k {
+			p[i] ^= pad[i]
+		}
+		p = p[k:]
+	}
+	clear(pad[:])
+}
+
+// report logs a fallback switch and tells Config.OnFallback.
+func (s *Source) report(e FallbackEvent) {
+	if e.Active {
+		s.log.Warn("qrng: serving crypto/rand bytes instead of quantum bytes",
+			slog.String("policy", s.policy.String()), slog.String("reason", errText(e.Reason)))
+	} else {
+		s.log.Info("qrng: quantum bytes again")
+	}
+	if s.onFallback != nil {
+		s.onFallback(e)
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "unknown"
+	}
+	return err.Error()
+}
+
+func errorIsQuota(err error) bool { return errors.Is(err, ErrQuotaExceeded) }

@@ -1,0 +1,434 @@
+package qrng
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/qrng-go/qrng/internal/bitpack"
+	"golang.org/x/sync/errgroup"
+)
+
+// Config configures a Source. Every zero field means the default written
+// beside it.
+type Config struct {
+	// Token is the API token from QCI. Default: $QCI_TOKEN. Without one the
+	// Source cannot fetch and falls back as Fallback allows.
+	Token string
+	// BaseURL is the service's address. Default: $QCI_API_URL, else
+	// DefaultBaseURL. Plain http is allowed only to loopback hosts.
+	BaseURL string
+	// HTTPClient sends the requests. Default: a client of the Source's own.
+	HTTPClient *http.Client
+	// MaxRetries bounds retries of one request. Default 4; negative: none.
+	MaxRetries int
+
+	// Bits is the width of each value requested, 1..64. Default 16. The
+	// values are packed into one continuous bit stream whatever the width.
+	Bits int
+	// BatchSize is the number of values per request, at most MaxSamples.
+	// Default 100,000. It is rounded up to a multiple of 8 so that every
+	// batch is a whole number of bytes.
+	BatchSize int
+	// Workers is the number of concurrent prefetch requests. Default 2.
+	Workers int
+	// BufferSize is how many bytes the Source keeps ready (buffered plus in
+	// flight); refills start when the buffer falls below half of it.
+	// Default four batches. At least one batch is always allowed.
+	BufferSize int
+
+	// Fallback says when crypto/rand may stand in. Default FallbackOnError.
+	Fallback FallbackPolicy
+	// WaitTimeout bounds how long a caller waits for quantum data when the
+	// buffer is empty before falling back or failing. Default 10 s.
+	WaitTimeout time.Duration
+	// QuotaBits is the monthly allowance the local meter enforces.
+	// Default DefaultQuotaBits; negative disables the local meter.
+	QuotaBits int64
+	// SyncUsage, when set, reads this month's usage from the service before
+	// the first request and starts the meter there.
+	SyncUsage bool
+	// Mix, when set, XORs every quantum byte with a crypto/rand byte, so
+	// that a compromised service cannot choose the output. Default off.
+	Mix bool
+
+	// Logger receives fallback switches (Warn) and recoveries (Info).
+	// Default: slog.Default(). Tokens are never logged.
+	Logger *slog.Logger
+	// OnFallback, if set, is called on each switch to and from fallback,
+	// on the goroutine of the caller that noticed it. It must not block.
+	OnFallback func(FallbackEvent)
+}
+
+// Stats is a snapshot of a Source's counters.
+type Stats struct {
+	QuantumBytes     int64 // bytes served from the service
+	FallbackBytes    int64 // bytes served from crypto/rand
+	Requests         int64 // HTTP requests sent (attempts, token exchanges included)
+	FailedRequests   int64 // requests that gave no usable answer
+	Retries          int64 // requests that were retries
+	QuotaBitsUsed    int64 // bits counted against this month's quota
+	Buffered         int   // bytes ready to serve
+	Waits            int64 // times a caller found the buffer empty and waited
+	FallbackActive   bool  // whether fallback is serving now
+	FallbackSwitches int64 // switches to fallback so far
+	RejectedBatches  int64 // batches refused by health or replay checks
+	LastError        error // the most recent fetch failure, nil if none
+}
+
+// A Source serves random bits fetched from the uQRNG service in large,
+// prefetched batches. It implements math/rand/v2's Source (Uint64) and
+// io.Reader (Read).
+//
+// A Source is safe for concurrent use by multiple goroutines. Each byte it
+// receives is served at most once, and served bytes are erased from its
+// buffer. Nothing is fetched until the first Read or Uint64. Call Close to
+// stop its workers and erase what it still holds.
+type Source struct {
+	client     *Client
+	bits       int
+	batchN     int // values per request, a multiple of 8
+	batchBytes int // packed bytes per batch
+	capacity   int // buffered + in flight stays below capacity + batchBytes
+	low        int // refill when buffered falls below this
+	workers    int
+	policy     FallbackPolicy
+	wait       time.Duration
+	syncUsage  bool
+	mix        bool
+	log        *slog.Logger
+	onFallback func(FallbackEvent)
+	now        func() time.Time
+	cooldown   time.Duration // first pause after a failed batch; doubles, capped at 64x
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	g      *errgroup.Group
+
+	mu       sync.Mutex // guards all below
+	buf      buffer
+	started  bool
+	closed   bool
+	filling  bool          // a refill is under way: fetch until capacity
+	inflight int           // bytes of batches being fetched
+	wake     chan struct{} // closed to wake workers; then replaced
+	ready    chan struct{} // closed when data or state changes for waiters; then replaced
+	meter    quotaMeter
+	synced   bool      // usage read from the service (SyncUsage)
+	quotaEnd time.Time // quota spent until then (zero: not spent)
+	retryAt  time.Time // no fetch before then, after failures
+	failures int       // consecutive failed batches
+	lastErr  error
+	fallback bool // serving crypto/rand now
+	health   healthState
+	stats    Stats
+
+	// Test seams, nil in production: tap sees every served range at its
+	// offset in the stream of pushed bytes; onPush sees each pushed batch.
+	tap    func(off int64, p []byte)
+	onPush func(p []byte)
+	pushed int64 // bytes pushed so far (stream offset of the buffer's end)
+	served int64 // bytes served from the buffer so far
+}
+
+// NewSource returns a Source for cfg. It panics if cfg can never work (a
+// negative size, Bits outside 1..64, BatchSize above MaxSamples, an
+// unusable BaseURL), naming the field. Runtime trouble (no token, no
+// network) never fails construction: it surfaces when bytes are read.
+func NewSource(cfg Config) *Source {
+	switch {
+	case cfg.Bits < 0 || cfg.Bits > 64:
+		panic(fmt.Sprintf("qrng: Config.Bits %d outside 1..64", cfg.Bits))
+	case cfg.BatchSize < 0 || cfg.BatchSize > MaxSamples:
+		panic(fmt.Sprintf("qrng: Config.BatchSize %d outside 1..%d", cfg.BatchSize, MaxSamples))
+	case cfg.Workers < 0:
+		panic(fmt.Sprintf("qrng: Config.Workers %d is negative", cfg.Workers))
+	case cfg.BufferSize < 0:
+		panic(fmt.Sprintf("qrng: Config.BufferSize %d is negative", cfg.BufferSize))
+	case cfg.WaitTimeout < 0:
+		panic(fmt.Sprintf("qrng: Config.WaitTimeout %s is negative", cfg.WaitTimeout))
+	case cfg.Fallback < FallbackOnError || cfg.Fallback > FallbackNever:
+		panic(fmt.Sprintf("qrng: Config.Fallback %d is not a FallbackPolicy", int(cfg.Fallback)))
+	}
+	client, err := NewClient(ClientConfig{Token: cfg.Token, BaseURL: cfg.BaseURL,
+		HTTPClient: cfg.HTTPClient, MaxRetries: cfg.MaxRetries, Logger: cfg.Logger})
+	if err != nil {
+		panic(fmt.Sprintf("qrng: Config.BaseURL: %v", err))
+	}
+	s := &Source{
+		client:     client,
+		bits:       cmp(cfg.Bits, DefaultBits),
+		batchN:     cmp(cfg.BatchSize, 100_000),
+		workers:    cmp(cfg.Workers, 2),
+		policy:     cfg.Fallback,
+		wait:       cmp(cfg.WaitTimeout, 10*time.Second),
+		syncUsage:  cfg.SyncUsage,
+		mix:        cfg.Mix,
+		log:        cmp(cfg.Logger, slog.Default()),
+		onFallback: cfg.OnFallback,
+		now:        time.Now,
+		cooldown:   time.Second,
+		wake:       make(chan struct{}),
+		ready:      make(chan struct{}),
+		meter:      quotaMeter{limit: cmp(cfg.QuotaBits, DefaultQuotaBits)},
+	}
+	s.batchN = min((s.batchN+7)/8*8, MaxSamples)
+	s.batchBytes = s.batchN * s.bits / 8
+	s.capacity = max(cmp(cfg.BufferSize, 4*s.batchBytes), s.batchBytes)
+	s.low = s.capacity / 2
+	s.health = newHealthState()
+	return s
+}
+
+// Uint64 returns 64 random bits: the next 8 bytes of the stream, big-endian.
+// Under FallbackNever or FallbackOnQuota it panics with the error that
+// Read would return (for example ErrQuotaExceeded or ErrClosed), since the
+// rand.Source interface has no room for an error.
+func (s *Source) Uint64() uint64 {
+	s.mu.Lock()
+	if !s.mix {
+		if v, ok := s.buf.uint64(); ok {
+			s.stats.QuantumBytes += 8
+			if s.tap != nil {
+				s.tapUint64(v)
+			}
+			if s.buf.n < s.low {
+				s.kickLocked()
+			}
+			s.mu.Unlock()
+			return v
+		}
+	}
+	s.mu.Unlock()
+	var b [8]byte
+	if _, err := s.Read(b[:]); err != nil {
+		panic(err)
+	}
+	v := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	clear(b[:])
+	return v
+}
+
+func (s *Source) tapUint64(v uint64) {
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+	s.tap(s.served, b[:])
+	s.served += 8
+}
+
+// Close stops the workers, waits for them, and erases the buffer. Requests
+// in flight are cancelled, so Close returns promptly. After Close, Read
+// returns ErrClosed and Uint64 panics with it, whatever the fallback
+// policy. Close is idempotent and always returns nil.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.broadcastLocked()
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		s.cancel()
+		s.g.Wait()
+	}
+	s.mu.Lock()
+	s.buf.erase()
+	s.mu.Unlock()
+	s.client.closeIdle()
+	return nil
+}
+
+// Stats returns a snapshot of the Source's counters.
+func (s *Source) Stats() Stats {
+	s.mu.Lock()
+	st := s.stats
+	st.Buffered = s.buf.len()
+	st.FallbackActive = s.fallback
+	st.LastError = s.lastErr
+	s.meter.roll(s.now())
+	st.QuotaBitsUsed = s.meter.used
+	s.mu.Unlock()
+	st.Requests, st.FailedRequests, st.Retries = s.client.stats()
+	return st
+}
+
+// startLocked launches the workers on first use.
+func (s *Source) startLocked() {
+	if s.started || s.closed {
+		return
+	}
+	s.started = true
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	var gctx context.Context
+	s.g, gctx = errgroup.WithContext(s.ctx)
+	s.g.SetLimit(s.workers)
+	for range s.workers {
+		s.g.Go(func() error { return s.worker(gctx) })
+	}
+}
+
+// kickLocked asks the workers to refill if the buffer is low.
+func (s *Source) kickLocked() {
+	if s.closed {
+		return
+	}
+	s.startLocked()
+	if s.buf.n < s.low && !s.filling {
+		s.filling = true
+		close(s.wake)
+		s.wake = make(chan struct{})
+	}
+}
+
+// broadcastLocked wakes waiting callers and workers.
+func (s *Source) broadcastLocked() {
+	close(s.ready)
+	s.ready = make(chan struct{})
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// blockedLocked reports why no fetch may start now, if one may not.
+func (s *Source) blockedLocked(now time.Time) (quota, cooling bool) {
+	if !s.quotaEnd.IsZero() {
+		if now.Before(s.quotaEnd) {
+			return true, false
+		}
+		s.quotaEnd = time.Time{}
+	}
+	return false, now.Before(s.retryAt)
+}
+
+// worker fetches batches while a refill is wanted, until ctx ends.
+func (s *Source) worker(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		quota, cooling := s.blockedLocked(s.now())
+		want := s.filling && !s.closed && !quota && !cooling &&
+			s.buf.n+s.inflight < s.capacity
+		if !want {
+			if s.buf.n+s.inflight >= s.capacity {
+				s.filling = false
+			}
+			wake := s.wake
+			var timer *time.Timer
+			var fire <-chan time.Time
+			if cooling && s.filling {
+				timer = time.NewTimer(s.retryAt.Sub(s.now()))
+				fire = timer.C
+			}
+			s.mu.Unlock()
+			select {
+			case <-wake:
+			case <-fire:
+			case <-ctx.Done():
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		s.inflight += s.batchBytes
+		chunk := s.buf.chunk(s.batchBytes)
+		sync := s.syncUsage && !s.synced
+		s.synced = true
+		s.mu.Unlock()
+
+		if sync {
+			s.syncMeter(ctx)
+		}
+		batch, err := s.fetchBatch(ctx, chunk)
+
+		s.mu.Lock()
+		s.inflight -= s.batchBytes
+		if err == nil {
+			err = s.health.check(batch)
+		}
+		switch {
+		case s.closed:
+			s.buf.recycle(chunk)
+		case err != nil:
+			s.buf.recycle(chunk)
+			s.failedLocked(err)
+		default:
+			s.failures = 0
+			s.retryAt = time.Time{}
+			if s.onPush != nil {
+				s.onPush(batch)
+			}
+			s.pushed += int64(len(batch))
+			s.buf.push(batch)
+		}
+		close(s.ready)
+		s.ready = make(chan struct{})
+		s.mu.Unlock()
+	}
+}
+
+// failedLocked records a failed batch and when to try again.
+func (s *Source) failedLocked(err error) {
+	if s.closed || s.ctx.Err() != nil {
+		return
+	}
+	s.lastErr = err
+	if errorIsQuota(err) {
+		s.quotaEnd = nextMonth(s.now())
+		return
+	}
+	s.failures++
+	if isBadAnswer(err) {
+		if isRejected(err) {
+			s.stats.RejectedBatches++
+		}
+		if s.failures < 3 {
+			return // a bad answer is fetched again at once, twice
+		}
+	}
+	pause := s.cooldown << min(s.failures-1, 6)
+	s.retryAt = s.now().Add(pause)
+}
+
+// fetchBatch fetches one batch into chunk and returns the packed bytes.
+func (s *Source) fetchBatch(ctx context.Context, chunk []byte) ([]byte, error) {
+	p := bitpack.New(s.bits, chunk[:0])
+	reserve := func(prev error) error {
+		p.Reset(chunk[:0])
+		if errors.Is(prev, ErrUnauthorized) {
+			return nil // refused for its token: nothing was served, the reservation stands
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.meter.reserve(s.now(), int64(s.batchN)*int64(s.bits))
+	}
+	if err := s.client.fetch(ctx, s.batchN, s.bits, reserve, p.Add); err != nil {
+		return nil, err
+	}
+	return p.Bytes(), nil
+}
+
+// syncMeter starts the quota meter at the service's count for this month.
+func (s *Source) syncMeter(ctx context.Context) {
+	now := s.now().UTC()
+	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	used, err := s.client.Usage(ctx, first, now)
+	if err != nil {
+		s.log.Warn("qrng: could not read usage; the quota meter starts at zero", "error", err.Error())
+		return
+	}
+	s.mu.Lock()
+	s.meter.observe(now, used)
+	s.mu.Unlock()
+}

@@ -1,0 +1,442 @@
+package qrng
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qrng-go/qrng/internal/bitpack"
+	"github.com/qrng-go/qrng/qrngtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// newTestSource returns a Source for srv whose retries and cooldowns are
+// short, closed when the test ends.
+func newTestSource(t *testing.T, srv *qrngtest.Server, cfg Config) *Source {
+	t.Helper()
+	cfg.BaseURL, cfg.Token = srv.URL, cmp(cfg.Token, srv.Token)
+	if cfg.Logger == nil {
+		cfg.Logger = discardLogger()
+	}
+	s := NewSource(cfg)
+	s.cooldown = 20 * time.Millisecond
+	s.client.sleep = func(ctx context.Context, d time.Duration) error { return sleepCtx(ctx, d/100) }
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// concat joins the server's recorded batches.
+func concat(batches [][]uint64) []uint64 {
+	var out []uint64
+	for _, b := range batches {
+		out = append(out, b...)
+	}
+	return out
+}
+
+func TestDropInRandNew(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{Seed: 1, Record: true})
+	src := newTestSource(t, srv, Config{BatchSize: 4096, Workers: 1})
+	r := rand.New(src)
+
+	// Every rand.Rand method works and stays in range.
+	assert.Less(t, r.IntN(10), 10)
+	assert.Less(t, r.Int64N(1000), int64(1000))
+	assert.Less(t, r.Int32N(7), int32(7))
+	assert.Less(t, r.UintN(3), uint(3))
+	assert.Less(t, r.Uint64N(5), uint64(5))
+	assert.Less(t, r.Uint32N(5), uint32(5))
+	assert.GreaterOrEqual(t, r.Int(), 0)
+	assert.GreaterOrEqual(t, r.Int32(), int32(0))
+	assert.GreaterOrEqual(t, r.Int64(), int64(0))
+	_ = r.Uint32()
+	_ = r.Uint64()
+	_ = r.Uint()
+	f := r.Float64()
+	assert.True(t, f >= 0 && f < 1)
+	f32 := r.Float32()
+	assert.True(t, f32 >= 0 && f32 < 1)
+	_ = r.NormFloat64()
+	assert.GreaterOrEqual(t, r.ExpFloat64(), 0.0)
+	perm := r.Perm(20)
+	assert.ElementsMatch(t, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}, perm)
+	deck := []int{1, 2, 3, 4, 5}
+	r.Shuffle(len(deck), func(i, j int) { deck[i], deck[j] = deck[j], deck[i] })
+	assert.ElementsMatch(t, []int{1, 2, 3, 4, 5}, deck)
+
+	// The values came from the server: a replay of its stream through a
+	// plain byte source gives the same results for the same calls.
+	st := src.Stats()
+	assert.Positive(t, st.QuantumBytes)
+	assert.Zero(t, st.FallbackBytes)
+	stream := bitpack.New(16, nil)
+	for _, v := range concat(srv.Batches()) {
+		stream.Add(v)
+	}
+	ref := rand.New(&byteSource{b: stream.Bytes()})
+	src2 := newTestSource(t, newServer(t, qrngtest.Options{Seed: 1}), Config{BatchSize: 4096, Workers: 1})
+	r2 := rand.New(src2)
+	for range 100 {
+		require.Equal(t, ref.IntN(1000), r2.IntN(1000))
+		require.Equal(t, ref.Float64(), r2.Float64())
+	}
+}
+
+// byteSource serves a fixed stream, 8 bytes big-endian per Uint64.
+type byteSource struct{ b []byte }
+
+func (s *byteSource) Uint64() uint64 {
+	var v uint64
+	for _, c := range s.b[:8] {
+		v = v<<8 | uint64(c)
+	}
+	s.b = s.b[8:]
+	return v
+}
+
+func TestWidthsReproduceServerValues(t *testing.T) {
+	for _, bits := range []int{1, 7, 8, 12, 16, 31, 32, 63, 64} {
+		srv := newServer(t, qrngtest.Options{Seed: uint64(bits), Record: true})
+		src := newTestSource(t, srv, Config{Bits: bits, BatchSize: 1000, Workers: 1})
+		const n = 2504 // values: more than two batches, a whole number of bytes
+		out := make([]byte, n*bits/8)
+		_, err := src.Read(out)
+		require.NoError(t, err, "bits %d", bits)
+		want := concat(srv.Batches())
+		require.GreaterOrEqual(t, len(want), n)
+		assert.Equal(t, want[:n], bitpack.Unpack(out, bits, n), "bits %d", bits)
+	}
+	// Uint64 on 64-bit values returns exactly the server's values.
+	srv := newServer(t, qrngtest.Options{Seed: 9, Record: true})
+	src := newTestSource(t, srv, Config{Bits: 64, BatchSize: 64, Workers: 1})
+	var got []uint64
+	for range 200 {
+		got = append(got, src.Uint64())
+	}
+	assert.Equal(t, concat(srv.Batches())[:200], got)
+}
+
+func TestConcurrentReadsServeEachByteOnce(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{Record: true})
+	src := newTestSource(t, srv, Config{Bits: 64, BatchSize: 8192, Workers: 2})
+	type served struct {
+		off int64
+		p   []byte
+	}
+	var mu sync.Mutex
+	var ranges []served
+	var pushed []byte
+	src.tap = func(off int64, p []byte) { ranges = append(ranges, served{off, append([]byte(nil), p...)}) }
+	src.onPush = func(p []byte) { pushed = append(pushed, p...) }
+
+	goroutines, reads := 100, 1000
+	if testing.Short() {
+		reads = 100
+	}
+	results := make([][][]byte, goroutines)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 0))
+			for i := range reads {
+				if i%5 == 0 {
+					v := src.Uint64()
+					mu.Lock()
+					results[g] = append(results[g], []byte{byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+					mu.Unlock()
+					continue
+				}
+				p := make([]byte, r.IntN(100))
+				n, err := src.Read(p)
+				if err != nil || n != len(p) {
+					t.Errorf("Read: %d, %v", n, err)
+					return
+				}
+				results[g] = append(results[g], p)
+			}
+		})
+	}
+	wg.Wait()
+	src.mu.Lock()
+	defer src.mu.Unlock()
+
+	// The served ranges tile the pushed stream from 0 with no overlap...
+	var total int64
+	for _, r := range ranges {
+		require.Equal(t, total, r.off, "ranges are contiguous and disjoint")
+		require.Equal(t, pushed[r.off:r.off+int64(len(r.p))], r.p, "served bytes are the pushed bytes at that offset")
+		total += int64(len(r.p))
+	}
+	var callers int64
+	for _, g := range results {
+		for _, p := range g {
+			callers += int64(len(p))
+		}
+	}
+	assert.Equal(t, total, callers, "every byte callers got was served once")
+	assert.Equal(t, total, src.stats.QuantumBytes)
+	// ...and the pushed stream is made of the server's batches.
+	var fromServer []byte
+	batches := srv.Batches()
+	byFirst := map[uint64][]uint64{}
+	for _, b := range batches {
+		byFirst[b[0]] = b
+	}
+	for off := 0; off < len(pushed); off += 8192 * 8 {
+		first := bitpack.Unpack(pushed[off:off+8], 64, 1)[0]
+		b, ok := byFirst[first]
+		require.True(t, ok, "pushed batch at %d comes from the server", off)
+		p := bitpack.New(64, nil)
+		for _, v := range b {
+			p.Add(v)
+		}
+		fromServer = append(fromServer, p.Bytes()...)
+	}
+	assert.True(t, bytes.Equal(pushed, fromServer))
+}
+
+func TestQuotaRunsOutMidStream(t *testing.T) {
+	// The local meter allows 3 batches of 1000 16-bit values.
+	srv := newServer(t, qrngtest.Options{})
+	var events []FallbackEvent
+	var mu sync.Mutex
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, QuotaBits: 3 * 16000, Fallback: FallbackOnQuota,
+		OnFallback: func(e FallbackEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+	out := make([]byte, 10000) // more than 3 batches (6000 bytes)
+	n, err := src.Read(out)
+	require.NoError(t, err)
+	assert.Equal(t, len(out), n)
+	st := src.Stats()
+	assert.EqualValues(t, 6000, st.QuantumBytes)
+	assert.EqualValues(t, 4000, st.FallbackBytes)
+	assert.EqualValues(t, 48000, st.QuotaBitsUsed)
+	assert.True(t, st.FallbackActive)
+	assert.ErrorIs(t, st.LastError, ErrQuotaExceeded)
+	assert.Equal(t, 3, srv.Counters().RandomRequests, "no request past the quota")
+	mu.Lock()
+	require.Len(t, events, 1)
+	assert.True(t, events[0].Active)
+	assert.ErrorIs(t, events[0].Reason, ErrQuotaExceeded)
+	mu.Unlock()
+
+	// Under FallbackNever the same situation is an error.
+	srv2 := newServer(t, qrngtest.Options{})
+	never := newTestSource(t, srv2, Config{BatchSize: 1000, Workers: 1, QuotaBits: 16000, Fallback: FallbackNever})
+	n, err = never.Read(make([]byte, 3000))
+	assert.Equal(t, 2000, n)
+	assert.ErrorIs(t, err, ErrQuotaExceeded)
+	assert.PanicsWithError(t, err.Error(), func() { never.Uint64() })
+}
+
+func TestServerQuotaAnswerFallsBack(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{QuotaBits: 2 * 16000})
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1})
+	_, err := src.Read(make([]byte, 5000))
+	require.NoError(t, err)
+	st := src.Stats()
+	assert.EqualValues(t, 4000, st.QuantumBytes)
+	assert.EqualValues(t, 1000, st.FallbackBytes)
+	assert.ErrorIs(t, st.LastError, ErrQuotaExceeded)
+	assert.Equal(t, 3, srv.Counters().RandomRequests, "the quota answer is not retried")
+	_, err = src.Read(make([]byte, 100))
+	require.NoError(t, err)
+	assert.Equal(t, 3, srv.Counters().RandomRequests, "nothing more is asked this month")
+}
+
+func TestMonthTurnResumesQuantum(t *testing.T) {
+	clk := newFakeClock()
+	srv := newServer(t, qrngtest.Options{Now: clk.Now})
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, QuotaBits: 16000})
+	src.now = clk.Now
+	_, err := src.Read(make([]byte, 3000))
+	require.NoError(t, err)
+	require.True(t, src.Stats().FallbackActive)
+	clk.Advance(5 * 24 * time.Hour) // 2026-12-02
+	require.Eventually(t, func() bool {
+		src.Read(make([]byte, 10))
+		return !src.Stats().FallbackActive
+	}, 5*time.Second, 10*time.Millisecond)
+	assert.EqualValues(t, 16000, src.Stats().QuotaBitsUsed, "the meter restarted with the month")
+}
+
+func TestServiceDownAndBack(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	var events []FallbackEvent
+	var mu sync.Mutex
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, WaitTimeout: 200 * time.Millisecond, MaxRetries: 1,
+		OnFallback: func(e FallbackEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+	srv.Inject(qrngtest.Fault{Status: 503, Times: -1})
+	_, err := src.Read(make([]byte, 100))
+	require.NoError(t, err)
+	st := src.Stats()
+	assert.EqualValues(t, 100, st.FallbackBytes)
+	assert.True(t, st.FallbackActive)
+	assert.ErrorIs(t, st.LastError, ErrServer)
+
+	srv.ClearFaults()
+	require.Eventually(t, func() bool {
+		_, err := src.Read(make([]byte, 10))
+		return err == nil && !src.Stats().FallbackActive
+	}, 10*time.Second, 10*time.Millisecond)
+	st = src.Stats()
+	assert.Positive(t, st.QuantumBytes)
+	mu.Lock()
+	defer mu.Unlock()
+	require.GreaterOrEqual(t, len(events), 2)
+	assert.True(t, events[0].Active)
+	assert.False(t, events[len(events)-1].Active)
+}
+
+func TestFallbackNeverReturnsErrors(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, Fallback: FallbackNever, MaxRetries: -1, WaitTimeout: 5 * time.Second})
+	srv.Inject(qrngtest.Fault{Status: 500, Times: -1})
+	n, err := src.Read(make([]byte, 10))
+	assert.Zero(t, n)
+	assert.ErrorIs(t, err, ErrServer)
+	assert.Panics(t, func() { src.Uint64() })
+	assert.Zero(t, src.Stats().FallbackBytes)
+
+	// FallbackOnQuota behaves the same for an outage.
+	onQuota := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, Fallback: FallbackOnQuota, MaxRetries: -1})
+	_, err = onQuota.Read(make([]byte, 10))
+	assert.ErrorIs(t, err, ErrServer)
+}
+
+func TestNoTokenFallsBackLoudly(t *testing.T) {
+	t.Setenv("QCI_TOKEN", "")
+	srv := newServer(t, qrngtest.Options{})
+	src := NewSource(Config{BaseURL: srv.URL, Logger: discardLogger()})
+	defer src.Close()
+	p := make([]byte, 32)
+	n, err := src.Read(p)
+	require.NoError(t, err)
+	assert.Equal(t, 32, n)
+	st := src.Stats()
+	assert.EqualValues(t, 32, st.FallbackBytes)
+	assert.ErrorIs(t, st.LastError, ErrNoToken)
+	assert.Zero(t, srv.Counters())
+}
+
+func TestCloseDuringSlowRequests(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	srv := qrngtest.NewServer(qrngtest.Options{})
+	defer srv.Close()
+	srv.Inject(qrngtest.Fault{Latency: time.Minute, Times: -1})
+	src := NewSource(Config{BaseURL: srv.URL, Token: srv.Token, BatchSize: 1000, Logger: discardLogger()})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := src.Read(make([]byte, 10))
+		errc <- err
+	}()
+	require.Eventually(t, func() bool { return srv.Counters().RandomRequests > 0 }, 5*time.Second, time.Millisecond)
+	done := make(chan struct{})
+	go func() { src.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second): // the request would take a minute
+		t.Fatal("Close did not return while a request was in flight")
+	}
+	assert.ErrorIs(t, <-errc, ErrClosed)
+	_, err := src.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.PanicsWithError(t, ErrClosed.Error(), func() { src.Uint64() })
+	assert.NoError(t, src.Close(), "Close is idempotent")
+	src.mu.Lock()
+	assert.Zero(t, src.buf.len())
+	src.mu.Unlock()
+}
+
+func TestCloseErasesBuffer(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1})
+	src.Uint64()
+	src.mu.Lock()
+	chunks := append([][]byte(nil), src.buf.chunks...)
+	src.mu.Unlock()
+	require.NotEmpty(t, chunks)
+	require.NoError(t, src.Close())
+	for _, c := range chunks {
+		assert.Equal(t, make([]byte, len(c)), c, "erased")
+	}
+}
+
+func TestServedBytesAreErased(t *testing.T) {
+	var b buffer
+	c1 := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	c2 := []byte{11, 12, 13, 14, 15, 16}
+	b.push(c1)
+	b.push(c2)
+	p := make([]byte, 3)
+	assert.Equal(t, 3, b.take(p))
+	assert.Equal(t, []byte{1, 2, 3}, p)
+	assert.Equal(t, []byte{0, 0, 0, 4, 5, 6, 7, 8, 9, 10}, c1, "served bytes erased, the rest kept")
+	v, ok := b.uint64() // spans both chunks
+	require.True(t, ok)
+	assert.Equal(t, uint64(0x0405060708090a0b), v)
+	assert.Equal(t, make([]byte, 10), c1)
+	assert.Equal(t, []byte{0, 12, 13, 14, 15, 16}, c2)
+	assert.Equal(t, 5, b.len())
+	_, ok = b.uint64()
+	assert.False(t, ok, "fewer than 8 bytes left")
+	b.erase()
+	assert.Equal(t, make([]byte, 6), c2)
+	assert.Zero(t, b.len())
+}
+
+func TestSteadyReaderWaitsOnlyForFirstFill(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	srv.Inject(qrngtest.Fault{Latency: 50 * time.Millisecond, Times: -1})
+	// A batch is 16,000 bytes and takes 50 ms; the reader takes 200 bytes
+	// every 5 ms (40 kB/s), far below the fetch rate (~320 kB/s).
+	src := newTestSource(t, srv, Config{BatchSize: 8000, Workers: 1, BufferSize: 32000})
+	p := make([]byte, 200)
+	for range 300 { // 60,000 bytes: several refills
+		_, err := src.Read(p)
+		require.NoError(t, err)
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := src.Stats()
+	assert.EqualValues(t, 1, st.Waits, "only the first fill")
+	assert.Zero(t, st.FallbackBytes)
+	assert.GreaterOrEqual(t, srv.Counters().RandomRequests, 4)
+}
+
+func TestConfigPanicsNameTheField(t *testing.T) {
+	for msg, cfg := range map[string]Config{
+		"qrng: Config.Bits 65 outside 1..64":                                                    {Bits: 65},
+		"qrng: Config.Bits -1 outside 1..64":                                                    {Bits: -1},
+		"qrng: Config.BatchSize 1000001 outside 1..1000000":                                     {BatchSize: 1_000_001},
+		"qrng: Config.Workers -2 is negative":                                                   {Workers: -2},
+		"qrng: Config.BufferSize -1 is negative":                                                {BufferSize: -1},
+		"qrng: Config.WaitTimeout -1s is negative":                                              {WaitTimeout: -time.Second},
+		"qrng: Config.Fallback 7 is not a FallbackPolicy":                                       {Fallback: 7},
+		`qrng: Config.BaseURL: qrng: plain http to non-loopback host "example.com" (use https)`: {BaseURL: "http://example.com"},
+	} {
+		assert.PanicsWithValue(t, msg, func() { NewSource(cfg) })
+	}
+	// Runtime trouble does not fail construction.
+	assert.NotPanics(t, func() { NewSource(Config{Token: "", BaseURL: "https://unreachable.invalid"}).Close() })
+}
+
+func TestReadSizes(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{QuotaBits: -1})
+	src := newTestSource(t, srv, Config{Bits: 64, BatchSize: MaxSamples, Workers: 2})
+	for _, size := range []int{0, 1, 7, 64 << 20} {
+		if size > 1<<20 && testing.Short() {
+			continue
+		}
+		p := make([]byte, size)
+		n, err := src.Read(p)
+		require.NoError(t, err)
+		assert.Equal(t, size, n)
+	}
+	st := src.Stats()
+	assert.Zero(t, st.FallbackBytes)
+	assert.EqualValues(t, 1+7+64<<20, st.QuantumBytes)
+}
