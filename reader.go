@@ -41,7 +41,7 @@ func (s *Source) Read(p []byte) (int, error) {
 			continue
 		}
 		// The buffer is empty.
-		s.kickLocked()
+		s.kickLocked(true)
 		now := s.now()
 		quota, cooling := s.blockedLocked(now)
 		if !quota && !cooling && s.inflight == 0 {
@@ -92,7 +92,7 @@ func (s *Source) Read(p []byte) (int, error) {
 		s.mu.Lock()
 	}
 	if s.buf.n < s.low {
-		s.kickLocked()
+		s.kickLocked(false)
 	}
 	return n, nil
 }

@@ -36,10 +36,16 @@ type Config struct {
 	BatchSize int
 	// Workers is the number of concurrent prefetch requests. Default 2.
 	Workers int
-	// BufferSize is how many bytes the Source keeps ready (buffered plus in
-	// flight); refills start when the buffer falls below half of it.
-	// Default four batches. At least one batch is always allowed.
+	// BufferSize is the most bytes the Source keeps ready (buffered plus in
+	// flight). Default four batches; at least one batch is always allowed.
+	// The first fill is one batch; each refill doubles the target up to
+	// BufferSize, so a short-lived Source spends little quota. A refill
+	// starts when the buffer falls below half the target.
 	BufferSize int
+	// OnDemand, when set, fetches only when a caller finds the buffer empty:
+	// no prefetch, so no batch is fetched that is not needed. For one-shot
+	// uses where quota matters more than latency.
+	OnDemand bool
 
 	// Fallback says when crypto/rand may stand in. Default FallbackOnError.
 	Fallback FallbackPolicy
@@ -94,7 +100,7 @@ type Source struct {
 	batchN     int // values per request, a multiple of 8
 	batchBytes int // packed bytes per batch
 	capacity   int // buffered + in flight stays below capacity + batchBytes
-	low        int // refill when buffered falls below this
+	onDemand   bool
 	workers    int
 	policy     FallbackPolicy
 	wait       time.Duration
@@ -113,7 +119,9 @@ type Source struct {
 	buf      buffer
 	started  bool
 	closed   bool
-	filling  bool          // a refill is under way: fetch until capacity
+	filling  bool          // a refill is under way: fetch until target
+	target   int           // batchBytes <= target <= capacity; doubles per refill
+	low      int           // target/2: a refill starts when buffered falls below it
 	inflight int           // bytes of batches being fetched
 	wake     chan struct{} // closed to wake workers; then replaced
 	ready    chan struct{} // closed when data or state changes for waiters; then replaced
@@ -179,7 +187,9 @@ func NewSource(cfg Config) *Source {
 	s.batchN = min((s.batchN+7)/8*8, MaxSamples)
 	s.batchBytes = s.batchN * s.bits / 8
 	s.capacity = max(cmp(cfg.BufferSize, 4*s.batchBytes), s.batchBytes)
-	s.low = s.capacity / 2
+	s.onDemand = cfg.OnDemand
+	s.target = s.batchBytes
+	s.low = s.target / 2
 	s.health = newHealthState()
 	return s
 }
@@ -197,7 +207,7 @@ func (s *Source) Uint64() uint64 {
 				s.tapUint64(v)
 			}
 			if s.buf.n < s.low {
-				s.kickLocked()
+				s.kickLocked(false)
 			}
 			s.mu.Unlock()
 			return v
@@ -277,13 +287,18 @@ func (s *Source) startLocked() {
 	}
 }
 
-// kickLocked asks the workers to refill if the buffer is low.
-func (s *Source) kickLocked() {
-	if s.closed {
+// kickLocked asks the workers to refill if the buffer is low. waiting says
+// whether a caller found the buffer empty (the only trigger under OnDemand).
+func (s *Source) kickLocked(waiting bool) {
+	if s.closed || (s.onDemand && !waiting) {
 		return
 	}
 	s.startLocked()
 	if s.buf.n < s.low && !s.filling {
+		if !s.onDemand && s.stats.QuantumBytes > 0 {
+			s.target = min(2*s.target, s.capacity) // demand is real: prefetch deeper
+			s.low = s.target / 2
+		}
 		s.filling = true
 		close(s.wake)
 		s.wake = make(chan struct{})
@@ -315,9 +330,9 @@ func (s *Source) worker(ctx context.Context) error {
 		s.mu.Lock()
 		quota, cooling := s.blockedLocked(s.now())
 		want := s.filling && !s.closed && !quota && !cooling &&
-			s.buf.n+s.inflight < s.capacity
+			s.buf.n+s.inflight < s.target
 		if !want {
-			if s.buf.n+s.inflight >= s.capacity {
+			if s.buf.n+s.inflight >= s.target {
 				s.filling = false
 			}
 			wake := s.wake
@@ -371,6 +386,9 @@ func (s *Source) worker(ctx context.Context) error {
 			}
 			s.pushed += int64(len(batch))
 			s.buf.push(batch)
+			if s.onDemand {
+				s.filling = false
+			}
 		}
 		close(s.ready)
 		s.ready = make(chan struct{})

@@ -440,3 +440,31 @@ func TestReadSizes(t *testing.T) {
 	assert.Zero(t, st.FallbackBytes)
 	assert.EqualValues(t, 1+7+64<<20, st.QuantumBytes)
 }
+
+func TestFirstFillIsOneBatch(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 2})
+	_, err := src.Read(make([]byte, 32))
+	require.NoError(t, err)
+	assert.Never(t, func() bool { return srv.Counters().RandomRequests > 1 }, 200*time.Millisecond, 10*time.Millisecond,
+		"a short read costs one batch of quota")
+	assert.Equal(t, 2000-32, src.Stats().Buffered)
+
+	// Draining below half a batch ramps the prefetch up, to BufferSize.
+	_, err = src.Read(make([]byte, 1500))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return src.Stats().Buffered >= 2*2000 }, 5*time.Second, 5*time.Millisecond)
+	assert.LessOrEqual(t, src.Stats().Buffered, 4*2000+2000, "bounded by BufferSize plus a batch")
+}
+
+func TestOnDemandFetchesOnlyWhenEmpty(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	src := newTestSource(t, srv, Config{BatchSize: 1000, OnDemand: true})
+	_, err := src.Read(make([]byte, 2000)) // exactly one batch
+	require.NoError(t, err)
+	assert.Never(t, func() bool { return srv.Counters().RandomRequests > 1 }, 200*time.Millisecond, 10*time.Millisecond)
+	_, err = src.Read(make([]byte, 10))
+	require.NoError(t, err)
+	assert.Equal(t, 2, srv.Counters().RandomRequests)
+	assert.EqualValues(t, 2, src.Stats().Waits)
+}
