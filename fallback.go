@@ -15,7 +15,8 @@ type FallbackPolicy int
 const (
 	// FallbackOnError, the default, falls back when the monthly quota is
 	// spent or when no quantum data arrives within Config.WaitTimeout (the
-	// service is down or keeps failing). Uint64 never panics under it.
+	// service is down or keeps failing). Uint64 panics under it only after
+	// Close.
 	FallbackOnError FallbackPolicy = iota
 	// FallbackOnQuota falls back only when the monthly quota is spent.
 	// Other failures are returned by Read; Uint64 panics with them.

@@ -176,16 +176,18 @@ func (e *env) backend(c *common) *backend {
 	if token != "" && !c.emulator {
 		return &backend{token: token, baseURL: e.getenv("QCI_API_URL")}
 	}
-	reason := "-emulator given"
-	if token == "" {
-		reason = "no QCI_TOKEN set"
+	reason := "no QCI_TOKEN set"
+	if c.emulator {
+		reason = "-emulator given"
 	}
 	fmt.Fprintf(e.stderr, "qrng: %s: using the built-in emulator; these numbers are NOT quantum (crypto/rand)\n", reason)
 	srv := qrngtest.NewServer(qrngtest.Options{QuotaBits: -1})
 	return &backend{token: srv.Token, baseURL: srv.URL, srv: srv}
 }
 
-// source opens a Source for c, fetching batches of batch values.
+// source opens a Source for c, fetching batches of batch values. A
+// bounded command (batch > 0) fetches on demand only, so that it asks for
+// no value it will not print; a stream (batch 0) prefetches.
 func (e *env) source(c *common, batch int) (*qrng.Source, *backend, error) {
 	if c.bits < 1 || c.bits > 64 {
 		return nil, nil, usagef("-bits %d outside 1..64", c.bits)
@@ -201,11 +203,11 @@ func (e *env) source(c *common, batch int) (*qrng.Source, *backend, error) {
 			return nil, nil, usagef("QCI_API_URL: %v", err)
 		}
 	}
-	batch = min(max(batch, 8), qrng.MaxSamples)
-	src := qrng.NewSource(qrng.Config{
-		Token: b.token, BaseURL: b.baseURL, Bits: c.bits, BatchSize: batch,
-		Workers: 1, BufferSize: 1, Fallback: policy, Logger: newLogger(e.stderr),
-	})
+	cfg := qrng.Config{Token: b.token, BaseURL: b.baseURL, Bits: c.bits, Fallback: policy, Logger: newLogger(e.stderr)}
+	if batch > 0 {
+		cfg.BatchSize, cfg.OnDemand, cfg.Workers = min(max(batch, 8), qrng.MaxSamples), true, 1
+	}
+	src := qrng.NewSource(cfg)
 	return src, b, nil
 }
 

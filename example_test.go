@@ -1,0 +1,133 @@
+package qrng_test
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+
+	"github.com/qrng-go/qrng"
+	"github.com/qrng-go/qrng/qrngtest"
+)
+
+// The drop-in idiom: a math/rand/v2 generator fed by the service. Here the
+// service is a seeded emulator, so the output is reproducible; with a real
+// token, leave out BaseURL and set Token (or $QCI_TOKEN).
+func ExampleNewSource() {
+	srv := qrngtest.NewServer(qrngtest.Options{Seed: 1})
+	defer srv.Close()
+
+	src := qrng.NewSource(qrng.Config{Token: srv.Token, BaseURL: srv.URL, Workers: 1})
+	defer src.Close()
+	r := rand.New(src)
+
+	fmt.Println(r.IntN(100), r.IntN(100), r.IntN(100))
+	fmt.Println(r.Perm(5))
+	// Output:
+	// 10 79 81
+	// [1 4 3 2 0]
+}
+
+// A 96-bit AES-GCM nonce and a 256-bit AES key, read with io.ReadFull.
+func ExampleSource_Read() {
+	srv := qrngtest.NewServer(qrngtest.Options{Seed: 2})
+	defer srv.Close()
+	src := qrng.NewSource(qrng.Config{Token: srv.Token, BaseURL: srv.URL, Workers: 1})
+	defer src.Close()
+
+	key := make([]byte, 32)
+	nonce := make([]byte, 12)
+	if _, err := io.ReadFull(src, key); err != nil {
+		panic(err)
+	}
+	if _, err := io.ReadFull(src, nonce); err != nil {
+		panic(err)
+	}
+	block, _ := aes.NewCipher(key)
+	gcm, _ := cipher.NewGCM(block)
+	sealed := gcm.Seal(nil, nonce, []byte("attack at dawn"), nil)
+	fmt.Printf("nonce %x\n", nonce)
+	fmt.Println(len(sealed), "bytes sealed")
+	// Output:
+	// nonce 4a2d2b3bb3f6bcc31c68312c
+	// 30 bytes sealed
+}
+
+// An Ed25519 key from 32 quantum bytes. ed25519.NewKeyFromSeed uses the
+// bytes as they are, whatever the Go version.
+func Example_ed25519() {
+	srv := qrngtest.NewServer(qrngtest.Options{Seed: 3})
+	defer srv.Close()
+	src := qrng.NewSource(qrng.Config{Token: srv.Token, BaseURL: srv.URL, Workers: 1})
+	defer src.Close()
+
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := io.ReadFull(src, seed); err != nil {
+		panic(err)
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	clear(seed)
+	sig := ed25519.Sign(priv, []byte("hello"))
+	fmt.Printf("public key %x...\n", priv.Public().(ed25519.PublicKey)[:8])
+	fmt.Println("verifies:", ed25519.Verify(priv.Public().(ed25519.PublicKey), []byte("hello"), sig))
+	// Output:
+	// public key b616d6ea2851ef19...
+	// verifies: true
+}
+
+// An X25519 key from quantum bytes. Since Go 1.26, ecdh's GenerateKey
+// ignores a custom Reader; NewPrivateKey takes the bytes as they are.
+func Example_ecdh() {
+	srv := qrngtest.NewServer(qrngtest.Options{Seed: 4})
+	defer srv.Close()
+	src := qrng.NewSource(qrng.Config{Token: srv.Token, BaseURL: srv.URL, Workers: 1})
+	defer src.Close()
+
+	raw := make([]byte, 32)
+	if _, err := io.ReadFull(src, raw); err != nil {
+		panic(err)
+	}
+	priv, err := ecdh.X25519().NewPrivateKey(raw)
+	clear(raw)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("public key %x...\n", priv.PublicKey().Bytes()[:8])
+	// Output:
+	// public key 0ef074391f0d2d9e...
+}
+
+// When the monthly quota runs out, FallbackOnQuota serves crypto/rand
+// bytes instead, and says so: in Stats, in the log, and to OnFallback.
+func ExampleSource_Stats() {
+	srv := qrngtest.NewServer(qrngtest.Options{})
+	defer srv.Close()
+	src := qrng.NewSource(qrng.Config{
+		Token: srv.Token, BaseURL: srv.URL, Workers: 1,
+		BatchSize: 1000, QuotaBits: 16_000, // one batch of 1000 16-bit values
+		Fallback: qrng.FallbackOnQuota,
+		Logger:   slog.New(slog.DiscardHandler),
+		OnFallback: func(e qrng.FallbackEvent) {
+			fmt.Println("fallback active:", e.Active)
+		},
+	})
+	defer src.Close()
+
+	buf := make([]byte, 3000)
+	if _, err := src.Read(buf); err != nil {
+		panic(err)
+	}
+	st := src.Stats()
+	fmt.Println("quantum bytes:", st.QuantumBytes)
+	fmt.Println("fallback bytes:", st.FallbackBytes)
+	fmt.Println("quota bits used:", st.QuotaBitsUsed)
+	// Output:
+	// fallback active: true
+	// quantum bytes: 2000
+	// fallback bytes: 1000
+	// quota bits used: 16000
+}
