@@ -30,6 +30,17 @@ func (b *buffer) len() int { return b.n }
 // take copies up to len(dst) unread bytes into dst, erases them, and
 // returns how many it copied.
 func (b *buffer) take(dst []byte) int {
+	if len(b.chunks) > 0 {
+		if head := b.chunks[0]; len(dst) < len(head)-b.off {
+			// The common case: the head chunk holds all of dst and more.
+			src := head[b.off : b.off+len(dst)]
+			copy(dst, src)
+			clear(src)
+			b.off += len(dst)
+			b.n -= len(dst)
+			return len(dst)
+		}
+	}
 	total := 0
 	for len(dst) > 0 && b.n > 0 {
 		head := b.chunks[0][b.off:]

@@ -15,6 +15,28 @@ import (
 // error). It waits only when the buffer is empty, each time for at most
 // Config.WaitTimeout. Reads of any size are served across batches.
 func (s *Source) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	if n := len(p); n <= s.buf.n && s.fastLocked() {
+		s.buf.take(p)
+		s.stats.QuantumBytes += int64(n)
+		if s.buf.n < s.low {
+			s.kickLocked(false)
+		}
+		s.mu.Unlock()
+		return n, nil
+	}
+	s.mu.Unlock()
+	return s.read(p)
+}
+
+// fastLocked reports whether buffered bytes may be served with no extra
+// step: not closed, not mixed, not switching back from fallback, no tap.
+func (s *Source) fastLocked() bool {
+	return !s.closed && !s.mix && !s.fallback && s.tap == nil
+}
+
+// read is Read's general path: waiting, fallback, mixing, events.
+func (s *Source) read(p []byte) (int, error) {
 	n := 0
 	var events []FallbackEvent
 	defer func() {

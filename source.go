@@ -2,6 +2,7 @@ package qrng
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -200,37 +201,23 @@ func NewSource(cfg Config) *Source {
 // rand.Source interface has no room for an error.
 func (s *Source) Uint64() uint64 {
 	s.mu.Lock()
-	if !s.mix {
-		if v, ok := s.buf.uint64(); ok {
-			s.stats.QuantumBytes += 8
-			if s.tap != nil {
-				s.tapUint64(v)
-			}
-			if s.buf.n < s.low {
-				s.kickLocked(false)
-			}
-			s.mu.Unlock()
-			return v
+	if s.buf.n >= 8 && s.fastLocked() {
+		v, _ := s.buf.uint64()
+		s.stats.QuantumBytes += 8
+		if s.buf.n < s.low {
+			s.kickLocked(false)
 		}
+		s.mu.Unlock()
+		return v
 	}
 	s.mu.Unlock()
 	var b [8]byte
-	if _, err := s.Read(b[:]); err != nil {
+	if _, err := s.read(b[:]); err != nil {
 		panic(err)
 	}
-	v := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	v := binary.BigEndian.Uint64(b[:])
 	clear(b[:])
 	return v
-}
-
-func (s *Source) tapUint64(v uint64) {
-	var b [8]byte
-	for i := range b {
-		b[i] = byte(v >> (56 - 8*i))
-	}
-	s.tap(s.served, b[:])
-	s.served += 8
 }
 
 // Close stops the workers, waits for them, and erases the buffer. Requests

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 )
 
 // Error describes a body that is not a valid answer. Index is the position
@@ -218,6 +219,17 @@ func (s *scanner) values(emit func(uint64)) error {
 			return s.failValue(fmt.Sprintf("%d is out of range (at most %d)", v, s.maxValue))
 		}
 		emit(v)
+		// Fast path for the usual ", " between values.
+		if s.pos+2 < s.end && s.buf[s.pos] == ',' {
+			p := s.pos + 1
+			if s.buf[p] == ' ' {
+				p++
+			}
+			if s.buf[p]-'0' <= 9 {
+				s.pos = p
+				continue
+			}
+		}
 		if c, err = s.next(); err != nil {
 			return err
 		}
@@ -253,38 +265,79 @@ func (s *scanner) number() (uint64, error) {
 	case c < '0' || c > '9':
 		return 0, s.failValue(fmt.Sprintf("unexpected %q, want a number", c))
 	}
+	// Fast path: the number ends inside the buffer. Up to 19 digits cannot
+	// overflow (10^19 - 1 < 2^64); a 20th digit is checked against 2^64 - 1.
+	start, i := s.pos, s.pos
+	var v uint64
+	for i < s.end && i-start < 19 {
+		d := s.buf[i] - '0'
+		if d > 9 {
+			break
+		}
+		v = v*10 + uint64(d)
+		i++
+	}
+	if i-start == 19 && i < s.end {
+		if d := s.buf[i] - '0'; d <= 9 {
+			if v > math.MaxUint64/10 || (v == math.MaxUint64/10 && uint64(d) > math.MaxUint64%10) {
+				return 0, s.failValue("number exceeds 64 bits")
+			}
+			v = v*10 + uint64(d)
+			i++
+			if i < s.end && s.buf[i]-'0' <= 9 {
+				return 0, s.failValue("number exceeds 64 bits")
+			}
+		}
+	}
+	if i < s.end {
+		if c == '0' && i-start > 1 {
+			return 0, s.failValue("number with a leading zero")
+		}
+		s.pos = i
+		return v, s.afterNumber()
+	}
+	return s.slowNumber()
+}
+
+// slowNumber parses a number that may cross the buffer's end or overflow.
+func (s *scanner) slowNumber() (uint64, error) {
 	var v uint64
 	digits := 0
-	first := c
+	first := s.buf[s.pos]
 	for {
 		for s.pos < s.end {
 			d := s.buf[s.pos] - '0'
 			if d > 9 {
-				goto done
+				return v, s.afterNumber()
 			}
 			if digits == 1 && first == '0' {
 				return 0, s.failValue("number with a leading zero")
 			}
-			if v > (math.MaxUint64-uint64(d))/10 {
+			hi, lo := bits.Mul64(v, 10)
+			lo, carry := bits.Add64(lo, uint64(d), 0)
+			if hi != 0 || carry != 0 {
 				return 0, s.failValue("number exceeds 64 bits")
 			}
-			v = v*10 + uint64(d)
+			v = lo
 			digits++
 			s.pos++
 		}
 		if !s.fill() {
-			if s.readErr != io.EOF {
-				return 0, s.endErr()
-			}
 			return 0, s.endErr() // a number cannot end the body
 		}
 	}
-done:
+}
+
+// afterNumber rejects a fraction or an exponent after the digits.
+func (s *scanner) afterNumber() error {
+	if s.pos == s.end && !s.fill() {
+		return s.endErr()
+	}
 	switch s.buf[s.pos] {
 	case '.', 'e', 'E':
-		return 0, s.failValue("not an integer (fraction or exponent)")
+		return s.failValue("not an integer (fraction or exponent)")
 	}
-	return v, nil
+	return nil
 }
 
 // objectStart reads `{ "data" :` of the tolerated wrapper, key escapes allowed.
