@@ -42,7 +42,8 @@ type Options struct {
 	MaxBits int
 	// MaxSamples is the largest n_samples accepted. Default 1,000,000.
 	MaxSamples int
-	// Record keeps every batch of values served, for Batches. Default off.
+	// Record keeps every batch of values served intact, for Batches.
+	// Default off.
 	Record bool
 	// Now is the emulator's clock. Default time.Now.
 	Now func() time.Time
@@ -128,7 +129,9 @@ func (e *Emulator) Counters() Counters {
 	return e.counters
 }
 
-// Batches returns copies of the batches served so far (Options.Record).
+// Batches returns copies of the batches served intact so far
+// (Options.Record): answers with a body fault (Truncate, WrongCount,
+// OutOfRange, Malformed, Endless, ZeroValues, Replay) are left out.
 func (e *Emulator) Batches() [][]uint64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -285,16 +288,18 @@ func (e *Emulator) serveRandom(w http.ResponseWriter, r *http.Request, f Fault) 
 		return
 	}
 	var values []uint64
-	if f.Replay && e.last != nil && len(e.last) == n {
+	replayed := f.Replay && e.last != nil && len(e.last) == n
+	if replayed {
 		values = append([]uint64(nil), e.last...)
 	} else {
 		values = e.draw(n, bits, f.ZeroValues)
 	}
 	e.last = values
+	intact := !(replayed || f.Truncate || f.WrongCount != 0 || f.OutOfRange || f.Malformed || f.Endless || f.ZeroValues)
 	e.usage[now.Format(time.DateOnly)] += int64(n * bits)
 	e.counters.ValuesServed += int64(n)
 	e.counters.BitsServed += int64(n * bits)
-	if e.opts.Record {
+	if e.opts.Record && intact {
 		e.batches = append(e.batches, values)
 	}
 	e.mu.Unlock()
