@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -333,4 +334,34 @@ func plainToken(b *testing.B, srv *qrngtest.Server) string {
 		b.Fatal(err)
 	}
 	return v.AccessToken
+}
+
+// BenchmarkFetchMemory1M64 measures what the client allocates to fetch
+// 1,000,000 64-bit values into packed bytes (8 MB), from a server that
+// answers with a body rendered once, so that B/op is the client's own.
+func BenchmarkFetchMemory1M64(b *testing.B) {
+	body := answer(MaxSamples, 64)
+	token := []byte(`{"access_token":"bench-access-token","expires_in":3600}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == pathAccessToken {
+			w.Write(token)
+			return
+		}
+		w.Write(body)
+	}))
+	defer srv.Close()
+	c, err := NewClient(ClientConfig{BaseURL: srv.URL, Token: "bench-api-token"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(MaxSamples * 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		chunk := make([]byte, 0, MaxSamples*8) // the packed batch itself counts
+		p := bitpack.New(64, chunk)
+		err := c.fetch(context.Background(), MaxSamples, 64, func(error) error { p.Reset(chunk); return nil }, p.Add)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 }

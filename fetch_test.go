@@ -500,3 +500,25 @@ func TestPackedFetch64Exact(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, srv.Batches()[0], bitpack.Unpack(p.Bytes(), 64, 64))
 }
+
+func TestUserAgentAndHeaders(t *testing.T) {
+	var mu sync.Mutex
+	var ua, ct []string
+	srv := newServer(t, qrngtest.Options{})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ua = append(ua, r.Header.Get("User-Agent"))
+		ct = append(ct, r.Header.Get("Content-Type"))
+		mu.Unlock()
+		srv.Emulator.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	c, _ := newTestClient(t, srv, ClientConfig{BaseURL: front.URL})
+	_, err := c.RandomNumbers(context.Background(), 3, 8)
+	require.NoError(t, err)
+	require.Len(t, ua, 2)
+	for i := range ua {
+		assert.Equal(t, "qrng-go/"+Version+" (+https://github.com/qrng-go/qrng)", ua[i])
+		assert.Equal(t, "application/json", ct[i])
+	}
+}

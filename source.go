@@ -345,11 +345,11 @@ func (s *Source) worker(ctx context.Context) error {
 		}
 		s.inflight += s.batchBytes
 		chunk := s.buf.chunk(s.batchBytes)
-		sync := s.syncUsage && !s.synced
+		syncNow := s.syncUsage && !s.synced
 		s.synced = true
 		s.mu.Unlock()
 
-		if sync {
+		if syncNow {
 			s.syncMeter(ctx)
 		}
 		batch, err := s.fetchBatch(ctx, chunk)

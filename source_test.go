@@ -468,3 +468,20 @@ func TestOnDemandFetchesOnlyWhenEmpty(t *testing.T) {
 	assert.Equal(t, 2, srv.Counters().RandomRequests)
 	assert.EqualValues(t, 2, src.Stats().Waits)
 }
+
+func TestSyncUsageStartsTheMeterAtTheServersCount(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	// Another process already used 3 batches' worth this month.
+	c, _ := newTestClient(t, srv, ClientConfig{})
+	_, err := c.RandomNumbers(context.Background(), 3000, 16)
+	require.NoError(t, err)
+
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, QuotaBits: 4 * 16000, SyncUsage: true, Fallback: FallbackNever})
+	_, err = src.Read(make([]byte, 2000)) // the one batch left
+	require.NoError(t, err)
+	_, err = src.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, ErrQuotaExceeded)
+	assert.EqualValues(t, 4*16000, src.Stats().QuotaBitsUsed)
+	assert.Equal(t, 1, srv.Counters().UsageRequests)
+	assert.Equal(t, 2, srv.Counters().RandomRequests, "the other process's request and one batch")
+}

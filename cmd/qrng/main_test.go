@@ -310,3 +310,19 @@ func TestServeSpeaksTheQuickstartAPI(t *testing.T) {
 		t.Fatal("serve did not stop on interrupt")
 	}
 }
+
+func TestProgressBar(t *testing.T) {
+	var b bytes.Buffer
+	p := &progress{w: &b, total: 1 << 20}
+	p.update(100) // too little to redraw
+	assert.Empty(t, b.String())
+	p.update(512 << 10)
+	assert.Contains(t, b.String(), "\r[===============               ]  50% 0.5 / 1.0 MiB")
+	p.update(1 << 20)
+	p.done()
+	assert.Contains(t, b.String(), "100% 1.0 / 1.0 MiB\n")
+	var none *progress // not a terminal: draws nothing
+	none.update(5)
+	none.done()
+	assert.False(t, isTerminal(&b), "a buffer is not a terminal")
+}
