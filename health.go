@@ -36,12 +36,19 @@ func newHealthState() healthState {
 	return healthState{tester: health.New(healthAlphaLog2, healthMinEntropy)}
 }
 
-// check runs the health tests and the replay check on b and remembers it.
-func (h *healthState) check(b []byte) error {
+// test runs the health tests on b and returns its digest for the replay
+// check. It reads only immutable state, so it runs without the Source's
+// lock.
+func (h *healthState) test(b []byte) ([sha256.Size]byte, error) {
 	if err := h.tester.Check(b); err != nil {
-		return fmt.Errorf("%w: %v", ErrRejectedBatch, err)
+		return [sha256.Size]byte{}, fmt.Errorf("%w: %v", ErrRejectedBatch, err)
 	}
-	sum := sha256.Sum256(b)
+	return sha256.Sum256(b), nil
+}
+
+// remember rejects a digest seen among the recent batches, else records
+// it. The caller holds the Source's lock.
+func (h *healthState) remember(sum [sha256.Size]byte) error {
 	for i := range min(h.seen, replayMemory) {
 		if h.recent[i] == sum {
 			return fmt.Errorf("%w: it repeats a recent batch (replay)", ErrRejectedBatch)

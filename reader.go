@@ -35,26 +35,27 @@ func (s *Source) fastLocked() bool {
 	return !s.closed && !s.mix && !s.fallback && s.tap == nil
 }
 
-// read is Read's general path: waiting, fallback, mixing, events.
+// read is Read's general path: waiting, fallback, mixing, events. The
+// lock is held only to take bytes and decide; crypto/rand work (mixing,
+// fallback bytes) and callbacks run after it is released.
 func (s *Source) read(p []byte) (int, error) {
-	n := 0
-	var events []FallbackEvent
-	defer func() {
-		for _, e := range events {
-			s.report(e)
-		}
-	}()
+	var (
+		n        int // p[:n] came from the buffer
+		fallback bool
+		err      error
+		events   []FallbackEvent
+		deadline time.Time
+		waited   bool
+	)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	waited := false
-	var deadline time.Time
+loop:
 	for n < len(p) {
 		if s.closed {
-			return n, ErrClosed
+			err = ErrClosed
+			break
 		}
 		if s.buf.n > 0 {
-			m := s.takeLocked(p[n:])
-			n += m
+			n += s.takeLocked(p[n:])
 			deadline = time.Time{} // progress: a later wait gets its own WaitTimeout
 			if s.fallback {
 				s.fallback = false
@@ -85,16 +86,17 @@ func (s *Source) read(p []byte) (int, error) {
 		}
 		if cause != nil {
 			if !s.policy.allows(quota) {
-				return n, cause
+				err = cause
+				break loop
 			}
 			if !s.fallback {
 				s.fallback = true
 				s.stats.FallbackSwitches++
 				events = append(events, FallbackEvent{Active: true, Reason: cause, Time: now})
 			}
-			fillFallback(p[n:])
 			s.stats.FallbackBytes += int64(len(p) - n)
-			return len(p), nil
+			fallback = true
+			break loop
 		}
 		if deadline.IsZero() {
 			deadline = now.Add(s.wait)
@@ -113,13 +115,25 @@ func (s *Source) read(p []byte) (int, error) {
 		timer.Stop()
 		s.mu.Lock()
 	}
-	if s.buf.n < s.low {
+	if err == nil && s.buf.n < s.low {
 		s.kickLocked(false)
 	}
-	return n, nil
+	s.mu.Unlock()
+
+	if s.mix {
+		mixCrypto(p[:n])
+	}
+	if fallback {
+		fillFallback(p[n:])
+		n = len(p)
+	}
+	for _, e := range events {
+		s.report(e)
+	}
+	return n, err
 }
 
-// takeLocked serves buffered bytes into p, mixing them if asked.
+// takeLocked serves buffered bytes into p.
 func (s *Source) takeLocked(p []byte) int {
 	m := s.buf.take(p)
 	if s.tap != nil {
@@ -127,9 +141,6 @@ func (s *Source) takeLocked(p []byte) int {
 	}
 	s.served += int64(m)
 	s.stats.QuantumBytes += int64(m)
-	if s.mix {
-		mixCrypto(p[:m])
-	}
 	return m
 }
 

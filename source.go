@@ -353,11 +353,15 @@ func (s *Source) worker(ctx context.Context) error {
 			s.syncMeter(ctx)
 		}
 		batch, err := s.fetchBatch(ctx, chunk)
+		var sum [32]byte
+		if err == nil {
+			sum, err = s.health.test(batch) // outside the lock: it reads the whole batch
+		}
 
 		s.mu.Lock()
 		s.inflight -= s.batchBytes
 		if err == nil {
-			err = s.health.check(batch)
+			err = s.health.remember(sum)
 		}
 		switch {
 		case s.closed:
@@ -390,7 +394,12 @@ func (s *Source) failedLocked(err error) {
 	}
 	s.lastErr = err
 	if errorIsQuota(err) {
+		// Spent until the month turns, or as long as the server says.
 		s.quotaEnd = nextMonth(s.now())
+		var ae *APIError
+		if errors.As(err, &ae) && ae.RetryAfter > 0 {
+			s.quotaEnd = s.now().Add(ae.RetryAfter)
+		}
 		return
 	}
 	s.failures++

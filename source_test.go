@@ -485,3 +485,23 @@ func TestSyncUsageStartsTheMeterAtTheServersCount(t *testing.T) {
 	assert.Equal(t, 1, srv.Counters().UsageRequests)
 	assert.Equal(t, 2, srv.Counters().RandomRequests, "the other process's request and one batch")
 }
+
+func TestServerQuotaRetryAfterHonoured(t *testing.T) {
+	clk := newFakeClock()
+	srv := newServer(t, qrngtest.Options{Now: clk.Now, AccessTokenTTL: 24 * time.Hour})
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1})
+	src.now = clk.Now
+	srv.Inject(qrngtest.Fault{Status: 429, Body: `{"detail":"monthly quota exceeded"}`, RetryAfter: "600"})
+	_, err := src.Read(make([]byte, 100))
+	require.NoError(t, err)
+	require.True(t, src.Stats().FallbackActive)
+	clk.Advance(5 * time.Minute)
+	src.Read(make([]byte, 10))
+	assert.Equal(t, 1, srv.Counters().RandomRequests, "nothing is asked before Retry-After")
+	clk.Advance(6 * time.Minute)
+	require.Eventually(t, func() bool {
+		src.Read(make([]byte, 10))
+		return !src.Stats().FallbackActive
+	}, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, 2, srv.Counters().RandomRequests)
+}
