@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -166,7 +167,7 @@ func NewSource(cfg Config) *Source {
 	client, err := NewClient(ClientConfig{Token: cfg.Token, BaseURL: cfg.BaseURL,
 		HTTPClient: cfg.HTTPClient, MaxRetries: cfg.MaxRetries, Logger: cfg.Logger})
 	if err != nil {
-		panic(fmt.Sprintf("qrng: Config.BaseURL: %v", err))
+		panic("qrng: Config.BaseURL: " + strings.TrimPrefix(err.Error(), "qrng: "))
 	}
 	s := &Source{
 		client:     client,

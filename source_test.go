@@ -409,14 +409,14 @@ func TestSteadyReaderWaitsOnlyForFirstFill(t *testing.T) {
 
 func TestConfigPanicsNameTheField(t *testing.T) {
 	for msg, cfg := range map[string]Config{
-		"qrng: Config.Bits 65 outside 1..64":                                                    {Bits: 65},
-		"qrng: Config.Bits -1 outside 1..64":                                                    {Bits: -1},
-		"qrng: Config.BatchSize 1000001 outside 1..1000000":                                     {BatchSize: 1_000_001},
-		"qrng: Config.Workers -2 is negative":                                                   {Workers: -2},
-		"qrng: Config.BufferSize -1 is negative":                                                {BufferSize: -1},
-		"qrng: Config.WaitTimeout -1s is negative":                                              {WaitTimeout: -time.Second},
-		"qrng: Config.Fallback 7 is not a FallbackPolicy":                                       {Fallback: 7},
-		`qrng: Config.BaseURL: qrng: plain http to non-loopback host "example.com" (use https)`: {BaseURL: "http://example.com"},
+		"qrng: Config.Bits 65 outside 1..64":                                              {Bits: 65},
+		"qrng: Config.Bits -1 outside 1..64":                                              {Bits: -1},
+		"qrng: Config.BatchSize 1000001 outside 1..1000000":                               {BatchSize: 1_000_001},
+		"qrng: Config.Workers -2 is negative":                                             {Workers: -2},
+		"qrng: Config.BufferSize -1 is negative":                                          {BufferSize: -1},
+		"qrng: Config.WaitTimeout -1s is negative":                                        {WaitTimeout: -time.Second},
+		"qrng: Config.Fallback 7 is not a FallbackPolicy":                                 {Fallback: 7},
+		`qrng: Config.BaseURL: plain http to non-loopback host "example.com" (use https)`: {BaseURL: "http://example.com"},
 	} {
 		assert.PanicsWithValue(t, msg, func() { NewSource(cfg) })
 	}
