@@ -49,7 +49,8 @@ type ClientConfig struct {
 // Client talks to the uQRNG API: it exchanges the API token for access
 // tokens, fetches random numbers and reads usage. It retries transient
 // failures with capped, jittered exponential backoff. A Client is safe for
-// concurrent use by multiple goroutines.
+// concurrent use by multiple goroutines. The zero value is not usable: make
+// Clients with NewClient.
 type Client struct {
 	token      string
 	base       string

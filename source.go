@@ -94,8 +94,9 @@ type Stats struct {
 //
 // A Source is safe for concurrent use by multiple goroutines. Each byte it
 // receives is served at most once, and served bytes are erased from its
-// buffer. Nothing is fetched until the first Read or Uint64. Call Close to
-// stop its workers and erase what it still holds.
+// buffer. Nothing is fetched, and no goroutine started, until the first
+// Read or Uint64. Call Close to stop its workers and erase what it still
+// holds. The zero value is not usable: make Sources with NewSource.
 type Source struct {
 	client     *Client
 	bits       int

@@ -444,6 +444,8 @@ func TestReadSizes(t *testing.T) {
 func TestFirstFillIsOneBatch(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{})
 	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 2})
+	assert.Never(t, func() bool { return srv.Counters() != qrngtest.Counters{} }, 100*time.Millisecond, 10*time.Millisecond,
+		"nothing is fetched before the first read")
 	_, err := src.Read(make([]byte, 32))
 	require.NoError(t, err)
 	assert.Never(t, func() bool { return srv.Counters().RandomRequests > 1 }, 200*time.Millisecond, 10*time.Millisecond,
