@@ -1,6 +1,7 @@
 package qrng
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -26,7 +27,17 @@ func (s *Source) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	s.mu.Unlock()
-	return s.read(p)
+	return s.read(context.Background(), p)
+}
+
+// ReadContext is Read with a context: if ctx ends while the caller waits
+// for data, it returns the bytes served so far and ctx.Err(), whatever the
+// fallback policy.
+func (s *Source) ReadContext(ctx context.Context, p []byte) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return s.read(ctx, p)
 }
 
 // fastLocked reports whether buffered bytes may be served with no extra
@@ -38,7 +49,7 @@ func (s *Source) fastLocked() bool {
 // read is Read's general path: waiting, fallback, mixing, events. The
 // lock is held only to take bytes and decide; crypto/rand work (mixing,
 // fallback bytes) and callbacks run after it is released.
-func (s *Source) read(p []byte) (int, error) {
+func (s *Source) read(ctx context.Context, p []byte) (int, error) {
 	var (
 		n        int // p[:n] came from the buffer
 		fallback bool
@@ -111,9 +122,14 @@ loop:
 		select {
 		case <-ready:
 		case <-timer.C:
+		case <-ctx.Done():
 		}
 		timer.Stop()
 		s.mu.Lock()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+			break
+		}
 	}
 	if err == nil && s.buf.n < s.low {
 		s.kickLocked(false)

@@ -214,7 +214,7 @@ func (s *Source) Uint64() uint64 {
 	}
 	s.mu.Unlock()
 	var b [8]byte
-	if _, err := s.read(b[:]); err != nil {
+	if _, err := s.read(context.Background(), b[:]); err != nil {
 		panic(err)
 	}
 	v := binary.BigEndian.Uint64(b[:])

@@ -507,3 +507,20 @@ func TestServerQuotaRetryAfterHonoured(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 2, srv.Counters().RandomRequests)
 }
+
+func TestReadContextStopsWaiting(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	srv.Inject(qrngtest.Fault{Latency: time.Minute})
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, WaitTimeout: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	n, err := src.ReadContext(ctx, make([]byte, 10))
+	assert.Zero(t, n)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Zero(t, src.Stats().FallbackBytes, "a cancelled wait is not a fallback")
+
+	_, err = src.ReadContext(ctx, make([]byte, 10))
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "a done context returns at once")
+	srv.ClearFaults()
+	srv.Shutdown() // end the pending latency
+}
