@@ -212,7 +212,7 @@ func TestFaultMatrixErrorsAndPanicsCarryNoToken(t *testing.T) {
 func TestHealthFailuresInARowAreAnOutage(t *testing.T) {
 	// Two bad batches are fetched again at once: no fallback.
 	srv := newServer(t, qrngtest.Options{})
-	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, WaitTimeout: 300 * time.Millisecond})
+	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, WaitTimeout: 5 * time.Second})
 	src.cooldown = time.Hour // an outage would last: make it visible
 	srv.Inject(qrngtest.Fault{ZeroValues: true, Times: 2})
 	_, err := src.Read(make([]byte, 100))
