@@ -522,3 +522,32 @@ func TestUserAgentAndHeaders(t *testing.T) {
 		assert.Equal(t, "application/json", ct[i])
 	}
 }
+
+func TestRefreshMarginAtMostHalfTheLifetime(t *testing.T) {
+	clk := newFakeClock()
+	srv := newServer(t, qrngtest.Options{Now: clk.Now, AccessTokenTTL: time.Minute})
+	c, _ := newTestClient(t, srv, ClientConfig{}) // default margin 60 s: the whole lifetime
+	c.now = clk.Now
+	call := func() {
+		_, err := c.RandomNumbers(context.Background(), 1, 8)
+		require.NoError(t, err)
+	}
+	call()
+	clk.Advance(29 * time.Second)
+	call()
+	assert.Equal(t, 1, srv.Counters().TokenRequests, "a 60 s margin on a 60 s token would refresh on every call")
+	clk.Advance(2 * time.Second)
+	call()
+	assert.Equal(t, 2, srv.Counters().TokenRequests, "refreshed after half the lifetime")
+}
+
+func TestHTTPClientIsCopiedNotModified(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	hc := &http.Client{Timeout: time.Minute}
+	c, _ := newTestClient(t, srv, ClientConfig{HTTPClient: hc})
+	_, err := c.RandomNumbers(context.Background(), 1, 8)
+	require.NoError(t, err)
+	assert.Nil(t, hc.CheckRedirect, "the caller's client is untouched")
+	assert.NotNil(t, c.hc.CheckRedirect)
+	assert.Equal(t, time.Minute, c.hc.Timeout)
+}

@@ -524,3 +524,12 @@ func TestReadContextStopsWaiting(t *testing.T) {
 	srv.ClearFaults()
 	srv.Shutdown() // end the pending latency
 }
+
+func TestBatchSizeRoundedToWholeBytes(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	src := newTestSource(t, srv, Config{Bits: 12, BatchSize: 1001, Workers: 1, OnDemand: true})
+	_, err := src.Read(make([]byte, 1))
+	require.NoError(t, err)
+	assert.EqualValues(t, 1008, srv.Counters().ValuesServed, "rounded up to a multiple of 8")
+	assert.Equal(t, 1008*12/8-1, src.Stats().Buffered, "a whole number of bytes, no bit held back")
+}
