@@ -80,6 +80,16 @@ func BenchmarkUint64(b *testing.B) {
 		}
 		_ = sink
 	})
+	b.Run("qrngLocal", func(b *testing.B) {
+		l := warmSource(b, int64(b.N)*8+localBlock, false, false).Local()
+		b.ReportAllocs()
+		b.ResetTimer()
+		var sink uint64
+		for range b.N {
+			sink += l.Uint64()
+		}
+		_ = sink
+	})
 	for _, bl := range []struct {
 		name string
 		src  rand.Source
@@ -138,6 +148,14 @@ func BenchmarkRand(b *testing.B) {
 	} {
 		b.Run(op.name+"/qrng", func(b *testing.B) {
 			r := rand.New(warmSource(b, int64(b.N)*16, false, true)) // IntN may draw twice
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				op.f(r)
+			}
+		})
+		b.Run(op.name+"/qrngLocal", func(b *testing.B) {
+			r := rand.New(warmSource(b, int64(b.N)*16+localBlock, false, true).Local())
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
