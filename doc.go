@@ -10,6 +10,9 @@
 //     generator for simulations, lotteries and games;
 //   - Read, an io.Reader for keys and nonces.
 //
+// A Source is safe for concurrent use. For a hot loop in one goroutine,
+// rand.New(src.Local()) serves the same bytes without a lock per value.
+//
 // The numbers are quantum only when they come from the service. They are
 // not quantum when a Source falls back to crypto/rand (see FallbackPolicy;
 // every fallback byte is counted in Stats, logged and reported to
