@@ -47,8 +47,9 @@ func assertNoSecrets(t *testing.T, what, text string) {
 	assert.False(t, accessTokenRE.MatchString(text), "access token in %s: %q", what, accessTokenRE.FindString(text))
 }
 
+// tapRecord collects what the Source's test seams report; they are
+// called with the Source's lock held.
 type tapRecord struct {
-	mu     sync.Mutex
 	ranges []struct {
 		off int64
 		p   []byte

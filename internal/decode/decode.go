@@ -236,7 +236,7 @@ func (s *scanner) values(emit func(uint64)) error {
 		s.pos++
 		switch c {
 		case ',':
-			if c, err = s.next(); err != nil {
+			if _, err = s.next(); err != nil { // make sure the next value's first byte is buffered
 				return err
 			}
 		case ']':
