@@ -1,6 +1,7 @@
 package qrng_test
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"time"
 
 	"github.com/qrng-go/qrng"
 	"github.com/qrng-go/qrng/qrngtest"
@@ -130,4 +132,30 @@ func ExampleSource_Stats() {
 	// quantum bytes: 2000
 	// fallback bytes: 1000
 	// quota bits used: 16000
+}
+
+// The Client calls the three endpoints directly, with retries and error
+// mapping; this is the quickstart's own request.
+func ExampleClient_RandomNumbers() {
+	srv := qrngtest.NewServer(qrngtest.Options{Seed: 5})
+	defer srv.Close()
+	c, err := qrng.NewClient(qrng.ClientConfig{Token: srv.Token, BaseURL: srv.URL})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	vals, err := c.RandomNumbers(ctx, 5, 16)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(vals)
+	now := time.Now()
+	used, err := c.Usage(ctx, now.AddDate(0, 0, -1), now) // UTC days, both included
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(used, "bits used since yesterday")
+	// Output:
+	// [11524 59045 13577 9415 60588]
+	// 80 bits used since yesterday
 }
