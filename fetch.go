@@ -310,7 +310,7 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, accessTo
 	if err != nil {
 		c.failed.Add(1)
 		if actx.Err() != nil && ctx.Err() == nil {
-			return &transportError{err: fmt.Errorf("attempt timed out after %s", c.attemptTTL)}
+			return c.classify(fmt.Errorf("attempt timed out after %s", c.attemptTTL))
 		}
 		return c.classify(err)
 	}
@@ -322,30 +322,20 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, accessTo
 type transportError struct {
 	err       error
 	permanent bool
-	msg       string
+	msg       string // "qrng: transport: " and err's text, redacted
 }
 
-func (e *transportError) Error() string {
-	if e.msg != "" {
-		return e.msg
-	}
-	return "qrng: transport: " + e.err.Error()
-}
+func (e *transportError) Error() string { return e.msg }
 func (e *transportError) Unwrap() error { return e.err }
 
 // classify wraps low-level errors; API and decoding errors pass through.
 func (c *Client) classify(err error) error {
 	var ae *APIError
-	var ir *invalidResponse
-	if errors.As(err, &ae) || errors.As(err, &ir) || errors.Is(err, ErrInvalidResponse) {
+	if errors.As(err, &ae) || errors.Is(err, ErrInvalidResponse) || isContextErr(err) {
 		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	te := &transportError{err: err, permanent: isPermanentTransport(err)}
-	te.msg = c.redact("qrng: transport: " + err.Error())
-	return te
+	return &transportError{err: err, permanent: isPermanentTransport(err),
+		msg: c.redact("qrng: transport: " + err.Error())}
 }
 
 var sleepCtx = func(ctx context.Context, d time.Duration) error {

@@ -1,9 +1,6 @@
 package qrng
 
-import (
-	"context"
-	"encoding/binary"
-)
+import "encoding/binary"
 
 // localBlock is how many bytes a Local takes from its Source at a time.
 const localBlock = 512
@@ -50,7 +47,8 @@ func (l *Local) refill() {
 		var b [8]byte
 		n := copy(b[:], l.buf[l.pos:])
 		clear(l.buf[l.pos:])
-		if _, err := l.src.read(context.Background(), b[n:]); err != nil {
+		if _, err := l.src.Read(b[n:]); err != nil {
+			clear(b[:])
 			panic(err)
 		}
 		copy(l.buf[localBlock-8:], b[:])

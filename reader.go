@@ -78,11 +78,6 @@ loop:
 		s.kickLocked(true)
 		now := s.now()
 		quota, cooling := s.blockedLocked(now)
-		if !quota && !cooling && s.inflight == 0 {
-			s.filling = true
-			close(s.wake)
-			s.wake = make(chan struct{})
-		}
 		var cause error
 		switch {
 		case quota:
@@ -154,8 +149,8 @@ func (s *Source) takeLocked(p []byte) int {
 	m := s.buf.take(p)
 	if s.tap != nil {
 		s.tap(s.served, p[:m])
+		s.served += int64(m)
 	}
-	s.served += int64(m)
 	s.stats.QuantumBytes += int64(m)
 	return m
 }

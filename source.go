@@ -140,10 +140,11 @@ type Source struct {
 
 	// Test seams, nil in production: tap sees every served range at its
 	// offset in the stream of pushed bytes; onPush sees each pushed batch.
+	// While tap is set, reads take the general path and served counts
+	// the bytes served, giving the offsets.
 	tap    func(off int64, p []byte)
 	onPush func(p []byte)
-	pushed int64 // bytes pushed so far (stream offset of the buffer's end)
-	served int64 // bytes served from the buffer so far
+	served int64
 }
 
 // NewSource returns a Source for cfg. It panics if cfg can never work (a
@@ -277,21 +278,28 @@ func (s *Source) startLocked() {
 }
 
 // kickLocked asks the workers to refill if the buffer is low. waiting says
-// whether a caller found the buffer empty (the only trigger under OnDemand).
+// whether a caller found the buffer empty (the only trigger under
+// OnDemand); such a caller also wakes workers that a refill left idle (after
+// a quota stop or a cooldown), provided a fetch may start now.
 func (s *Source) kickLocked(waiting bool) {
-	if s.closed || (s.onDemand && !waiting) {
-		return
+	if s.closed || (!waiting && (s.onDemand || s.buf.n >= s.low)) {
+		return // a waiting caller found the buffer empty: always below the mark
 	}
 	s.startLocked()
-	if s.buf.n < s.low && !s.filling {
-		if !s.onDemand && s.stats.QuantumBytes > 0 {
-			s.target = min(2*s.target, s.capacity) // demand is real: prefetch deeper
-			s.low = s.target / 2
+	if s.filling {
+		if !waiting || s.inflight > 0 {
+			return // a refill is under way
 		}
-		s.filling = true
-		close(s.wake)
-		s.wake = make(chan struct{})
+		if quota, cooling := s.blockedLocked(s.now()); quota || cooling {
+			return // no fetch may start: do not wake workers for nothing
+		}
+	} else if !s.onDemand && s.stats.QuantumBytes > 0 {
+		s.target = min(2*s.target, s.capacity) // demand is real: prefetch deeper
+		s.low = s.target / 2
 	}
+	s.filling = true
+	close(s.wake)
+	s.wake = make(chan struct{})
 }
 
 // broadcastLocked wakes waiting callers and workers.
@@ -377,7 +385,6 @@ func (s *Source) worker(ctx context.Context) error {
 			if s.onPush != nil {
 				s.onPush(batch)
 			}
-			s.pushed += int64(len(batch))
 			s.buf.push(batch)
 			if s.onDemand {
 				s.filling = false

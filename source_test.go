@@ -533,3 +533,15 @@ func TestBatchSizeRoundedToWholeBytes(t *testing.T) {
 	assert.EqualValues(t, 1008, srv.Counters().ValuesServed, "rounded up to a multiple of 8")
 	assert.Equal(t, 1008*12/8-1, src.Stats().Buffered, "a whole number of bytes, no bit held back")
 }
+
+// With one-byte batches the low watermark is 0: a caller who finds the
+// buffer empty must still start a fetch.
+func TestTinyBatchesStillRefill(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{Seed: 3, Record: true})
+	src := newTestSource(t, srv, Config{Bits: 1, BatchSize: 8, Workers: 1, Fallback: FallbackNever, WaitTimeout: 2 * time.Second})
+	out := make([]byte, 5)
+	n, err := src.Read(out)
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
+	assert.Equal(t, concat(srv.Batches())[:40], bitpack.Unpack(out, 1, 40))
+}
