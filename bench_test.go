@@ -81,7 +81,7 @@ func BenchmarkUint64(b *testing.B) {
 		_ = sink
 	})
 	b.Run("qrngLocal", func(b *testing.B) {
-		l := warmSource(b, int64(b.N)*8+localBlock, false, false).Local()
+		l := warmSource(b, int64(b.N)*8+512, false, false).Local()
 		b.ReportAllocs()
 		b.ResetTimer()
 		var sink uint64
@@ -155,7 +155,7 @@ func BenchmarkRand(b *testing.B) {
 			}
 		})
 		b.Run(op.name+"/qrngLocal", func(b *testing.B) {
-			r := rand.New(warmSource(b, int64(b.N)*16+localBlock, false, true).Local())
+			r := rand.New(warmSource(b, int64(b.N)*16+512, false, true).Local())
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -300,7 +300,7 @@ func BenchmarkFetch1M(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				p := bitpack.New(bits, chunk[:0])
-				err := c.fetch(context.Background(), MaxSamples, bits, func(error) error { p.Reset(chunk[:0]); return nil }, p.Add)
+				err := c.fetch(context.Background(), MaxSamples, bits, attemptHooks{before: func() error { p.Reset(chunk[:0]); return nil }}, p.Add)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -377,7 +377,7 @@ func BenchmarkFetchMemory1M64(b *testing.B) {
 	for b.Loop() {
 		chunk := make([]byte, 0, MaxSamples*8) // the packed batch itself counts
 		p := bitpack.New(64, chunk)
-		err := c.fetch(context.Background(), MaxSamples, 64, func(error) error { p.Reset(chunk); return nil }, p.Add)
+		err := c.fetch(context.Background(), MaxSamples, 64, attemptHooks{before: func() error { p.Reset(chunk); return nil }}, p.Add)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -74,7 +74,7 @@ func responseError(resp *http.Response, endpoint string, now time.Time, redact f
 	e := &APIError{
 		Endpoint:   endpoint,
 		StatusCode: resp.StatusCode,
-		Message:    redact(serverMessage(body)),
+		Message:    clean(redact(serverMessage(body)), 300), // redact first: a cut token leaves its prefix
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now),
 	}
 	status := resp.StatusCode
@@ -93,7 +93,7 @@ func responseError(resp *http.Response, endpoint string, now time.Time, redact f
 	return e
 }
 
-// serverMessage extracts a readable message from an error body: FastAPI's
+// serverMessage extracts the message from an error body, whole: FastAPI's
 // {"detail": "..."} or {"detail": [{"loc": [...], "msg": "..."}]}, or the
 // text itself when the body is not JSON.
 func serverMessage(body []byte) string {
@@ -128,7 +128,7 @@ func serverMessage(body []byte) string {
 			msg = string(v.Detail)
 		}
 	}
-	return clean(msg, 300)
+	return msg
 }
 
 // clean folds white space and control characters and shortens s to n bytes.

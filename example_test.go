@@ -110,7 +110,7 @@ func ExampleSource_Stats() {
 	defer srv.Close()
 	src := qrng.NewSource(qrng.Config{
 		Token: srv.Token, BaseURL: srv.URL, Workers: 1,
-		BatchSize: 1000, QuotaBits: 16_000, // one batch of 1000 16-bit values
+		BatchSize: 1024, QuotaBits: 16_384, // one batch of 1024 16-bit values
 		Fallback: qrng.FallbackOnQuota,
 		Logger:   slog.New(slog.DiscardHandler),
 		OnFallback: func(e qrng.FallbackEvent) {
@@ -129,9 +129,9 @@ func ExampleSource_Stats() {
 	fmt.Println("quota bits used:", st.QuotaBitsUsed)
 	// Output:
 	// fallback active: true
-	// quantum bytes: 2000
-	// fallback bytes: 1000
-	// quota bits used: 16000
+	// quantum bytes: 2048
+	// fallback bytes: 952
+	// quota bits used: 16384
 }
 
 // The Client calls the three endpoints directly, with retries and error

@@ -68,6 +68,7 @@ type Client struct {
 	jitter func(n int64) int64
 
 	tok          tokenCache
+	sec          secrets // every token held, removed from all errors and logs
 	ownTransport bool // hc's transport was made here, so Close may close its connections
 
 	requests atomic.Int64 // HTTP attempts sent
@@ -100,6 +101,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.sec.add(c.token)
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -111,6 +113,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	base := cmp(cfg.BaseURL, cmp(os.Getenv(envBaseURL), DefaultBaseURL))
 	u, err := checkBaseURL(base)
 	if err != nil {
+		if cfg.BaseURL == "" {
+			// Say where the address came from: the program never set it.
+			return nil, fmt.Errorf("qrng: $%s: %s", envBaseURL, strings.TrimPrefix(err.Error(), "qrng: "))
+		}
 		return nil, err
 	}
 	c.base = strings.TrimRight(u.String(), "/")
@@ -194,7 +200,8 @@ func isLoopback(host string) bool {
 // are reported before any request is sent.
 func (c *Client) RandomNumbers(ctx context.Context, n, bits int) ([]uint64, error) {
 	out := make([]uint64, 0, max(0, min(n, MaxSamples)))
-	err := c.fetch(ctx, n, bits, func(error) error { out = out[:0]; return nil }, func(v uint64) { out = append(out, v) })
+	reset := attemptHooks{before: func() error { out = out[:0]; return nil }}
+	err := c.fetch(ctx, n, bits, reset, func(v uint64) { out = append(out, v) })
 	if err != nil {
 		return nil, err
 	}
@@ -211,11 +218,10 @@ func checkRequest(n, bits int) error {
 	return nil
 }
 
-// fetch is RandomNumbers without the slice: before runs ahead of every
-// attempt, with the previous attempt's error (to reserve quota and reset
-// the consumer) and may stop the call; emit receives the values of the
-// attempt in progress.
-func (c *Client) fetch(ctx context.Context, n, bits int, before func(prev error) error, emit func(uint64)) error {
+// fetch is RandomNumbers without the slice: hooks run around every
+// attempt (to reserve and refund quota, and reset the consumer); emit
+// receives the values of the attempt in progress.
+func (c *Client) fetch(ctx context.Context, n, bits int, hooks attemptHooks, emit func(uint64)) error {
 	if err := checkRequest(n, bits); err != nil {
 		return err
 	}
@@ -227,7 +233,7 @@ func (c *Client) fetch(ctx context.Context, n, bits int, before func(prev error)
 			return &invalidResponse{err: de}
 		}
 		return err
-	}, before)
+	}, hooks)
 }
 
 // invalidResponse is a 200 answer that failed to decode.
@@ -259,11 +265,11 @@ func (c *Client) Usage(ctx context.Context, from, to time.Time) (int64, error) {
 		}
 		n, err := strconv.ParseInt(v.NBits.String(), 10, 64)
 		if err != nil || n < 0 {
-			return fmt.Errorf("%w: usage n_bits %q is not a count", ErrInvalidResponse, clean(v.NBits.String(), 40))
+			return fmt.Errorf("%w: usage n_bits is not a count of bits", ErrInvalidResponse)
 		}
 		bits = n
 		return nil
-	}, nil)
+	}, attemptHooks{})
 	return bits, err
 }
 
@@ -277,18 +283,35 @@ func readJSON(r io.Reader, v any) error {
 		return fmt.Errorf("%w: answer larger than %d bytes", ErrInvalidResponse, maxErrorBody)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%w: %s", ErrInvalidResponse, clean(err.Error(), 200))
+		return fmt.Errorf("%w: answer is not the JSON expected%s", ErrInvalidResponse, jsonErrorPlace(err))
 	}
 	return nil
 }
 
-// attempt sends one request and hands a 2xx answer to handle.
-func (c *Client) attempt(ctx context.Context, path string, body []byte, accessToken string, handle func(*http.Response) error) error {
+// jsonErrorPlace says where a JSON answer went wrong without quoting it:
+// encoding/json's messages quote the server's text, which may hold a token.
+func jsonErrorPlace(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf(" (syntax error at byte %d)", se.Offset)
+	case errors.As(err, &te) && te.Field != "":
+		return fmt.Sprintf(" (field %q has the wrong type)", te.Field)
+	case errors.As(err, &te):
+		return " (wrong type)"
+	}
+	return " (malformed value)"
+}
+
+// attempt sends one request and hands a 2xx answer to handle. answered
+// reports whether the server sent a 2xx status line.
+func (c *Client) attempt(ctx context.Context, path string, body []byte, accessToken string, handle func(*http.Response) error) (answered bool, err error) {
 	actx, cancel := context.WithTimeout(ctx, c.attemptTTL)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.base+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return false, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -303,18 +326,19 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, accessTo
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // let the connection be reused
 			resp.Body.Close()
 		}()
-		if err = responseError(resp, path, c.now(), c.redact); err == nil {
+		answered = resp.StatusCode >= 200 && resp.StatusCode < 300
+		if err = responseError(resp, path, c.now(), c.sec.redact); err == nil {
 			err = handle(resp)
 		}
 	}
 	if err != nil {
 		c.failed.Add(1)
 		if actx.Err() != nil && ctx.Err() == nil {
-			return c.classify(fmt.Errorf("attempt timed out after %s", c.attemptTTL))
+			return answered, c.classify(fmt.Errorf("attempt timed out after %s", c.attemptTTL))
 		}
-		return c.classify(err)
+		return answered, c.classify(err)
 	}
-	return nil
+	return answered, nil
 }
 
 // transportError is a failure below HTTP (connection, TLS, timeout), with
@@ -335,7 +359,7 @@ func (c *Client) classify(err error) error {
 		return err
 	}
 	return &transportError{err: err, permanent: isPermanentTransport(err),
-		msg: c.redact("qrng: transport: " + err.Error())}
+		msg: c.sec.redact("qrng: transport: " + err.Error())}
 }
 
 var sleepCtx = func(ctx context.Context, d time.Duration) error {
@@ -347,16 +371,6 @@ var sleepCtx = func(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// redact removes the API token and recent access tokens from s.
-func (c *Client) redact(s string) string {
-	for _, secret := range c.tok.secrets(c.token) {
-		if len(secret) >= 6 {
-			s = strings.ReplaceAll(s, secret, "[REDACTED]")
-		}
-	}
-	return s
 }
 
 // stats is a snapshot of the request counters.

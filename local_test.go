@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/qrng-go/qrng/internal/bitpack"
 	"github.com/qrng-go/qrng/qrngtest"
@@ -46,19 +47,54 @@ func TestLocalServesTheStreamInOrder(t *testing.T) {
 	assert.Less(t, r.IntN(10), 10)
 }
 
-func TestLocalErasesServedAndClosedBytes(t *testing.T) {
+// A Local whose refill fails serves nothing erased afterwards: the
+// first release served the zeroed tail of its block with a nil error.
+func TestLocalAfterFailedRefillServesNoErasedBytes(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{Seed: 3, Record: true})
+	src := newTestSource(t, srv, Config{Bits: 16, BatchSize: 256, Workers: 1, OnDemand: true,
+		Fallback: FallbackNever, MaxRetries: -1})
+	l := src.Local()
+	first := l.Uint64()
+	head := make([]byte, 505) // 8 + 505 = 513: one byte past the first batch
+	srv.Inject(qrngtest.Fault{Status: 503, Times: 1000})
+	_, err := l.Read(head)
+	require.Error(t, err, "the second batch cannot be had")
+	assert.Panics(t, func() { l.Uint64() })
+	tail := make([]byte, 3)
+	n, err := l.Read(tail)
+	if err == nil {
+		assert.NotEqual(t, make([]byte, n), tail[:n], "bytes served after a failed refill are not erased ones")
+	}
+	// Once the service is back, the stream goes on where it stopped: what
+	// was served is the service's, in order, and nothing is zeroed.
+	srv.ClearFaults()
+	var v uint64
+	require.Eventually(t, func() bool { // past the Source's cooldown
+		defer func() { recover() }()
+		v = l.Uint64()
+		return true
+	}, 10*time.Second, 5*time.Millisecond)
+	p := bitpack.New(16, nil)
+	for _, x := range concat(srv.Batches()) {
+		p.Add(x)
+	}
+	stream := p.Bytes()
+	assert.Equal(t, binary.BigEndian.Uint64(stream[:8]), first)
+	assert.Contains(t, string(stream), string(binary.BigEndian.AppendUint64(nil, v)), "a later value is the service's")
+}
+
+// After Source.Close every Local fails with ErrClosed, and holds nothing.
+func TestLocalFailsAfterSourceClose(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{})
 	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1})
 	l := src.Local()
-	for range 10 {
-		l.Uint64()
-	}
-	assert.Equal(t, make([]byte, 80), l.buf[:80], "served bytes are erased")
-	assert.NotEqual(t, make([]byte, localBlock-80), l.buf[80:], "unserved bytes are still there")
-	require.NoError(t, l.Close())
-	assert.Equal(t, make([]byte, localBlock), l.buf[:], "Close erases the rest")
-	l.Uint64() // usable again
-	assert.EqualValues(t, 2*localBlock, src.Stats().QuantumBytes, "each block is taken from the Source once")
+	l.Uint64() // the first release took a 512-byte block here and kept serving it after Close
+	require.NoError(t, src.Close())
+	assert.PanicsWithError(t, ErrClosed.Error(), func() { l.Uint64() })
+	n, err := l.Read(make([]byte, 8))
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.Zero(t, n)
+	assert.NoError(t, l.Close())
 }
 
 func TestLocalPanicsLikeUint64(t *testing.T) {
@@ -67,7 +103,6 @@ func TestLocalPanicsLikeUint64(t *testing.T) {
 	l := src.Local()
 	require.NoError(t, src.Close())
 	assert.PanicsWithError(t, ErrClosed.Error(), func() { l.Uint64() })
-	assert.Equal(t, make([]byte, localBlock), l.buf[:])
 }
 
 // Locals in many goroutines never see the same bytes.

@@ -6,10 +6,12 @@ import (
 )
 
 // quotaMeter counts the bits this Source requested in the current UTC
-// month. Bits are reserved before a request is sent and stay counted even
-// if the request fails: the server's accounting is unknown, so the meter
-// errs on the side of asking for less. Not safe for concurrent use; Source
-// guards it with its mutex.
+// month. Bits are reserved before a request is sent. They are given back
+// when the service did not answer the request with 200 (a transport
+// error before the answer, a 4xx, a 5xx): it cannot have served, so
+// cannot have counted, them. They stay counted after a 200 answer that
+// was then cut short, malformed or rejected, since the service probably
+// counted those. Not safe for concurrent use; its owner guards it.
 type quotaMeter struct {
 	limit int64  // bits per month; negative: no local limit
 	month string // "2026-11": the month used counts
@@ -30,15 +32,24 @@ func (m *quotaMeter) roll(now time.Time) {
 	}
 }
 
-// reserve counts bits against the month's limit, or refuses.
-func (m *quotaMeter) reserve(now time.Time, bits int64) error {
+// reserve counts bits against the month's limit, or refuses. It returns
+// the month the bits were counted in, for refund.
+func (m *quotaMeter) reserve(now time.Time, bits int64) (string, error) {
 	m.roll(now)
 	if m.limit >= 0 && m.used+bits > m.limit {
-		return fmt.Errorf("%w: %d of %d bits used this month, a batch needs %d (local meter)",
+		return "", fmt.Errorf("%w: %d of %d bits used this month, a batch needs %d (local meter)",
 			ErrQuotaExceeded, m.used, m.limit, bits)
 	}
 	m.used += bits
-	return nil
+	return m.month, nil
+}
+
+// refund gives back bits reserved in month, if that month is still
+// being counted.
+func (m *quotaMeter) refund(month string, bits int64) {
+	if month == m.month {
+		m.used = max(0, m.used-bits)
+	}
 }
 
 // observe raises the count to what the server reports as used.

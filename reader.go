@@ -17,7 +17,7 @@ import (
 // Config.WaitTimeout. Reads of any size are served across batches.
 func (s *Source) Read(p []byte) (int, error) {
 	s.mu.Lock()
-	if n := len(p); n <= s.buf.n && s.fastLocked() {
+	if n := len(p); n <= s.buf.n && n > 0 && s.fastLocked() {
 		s.buf.take(p)
 		s.stats.QuantumBytes += int64(n)
 		if s.buf.n < s.low {
@@ -54,13 +54,15 @@ func (s *Source) read(ctx context.Context, p []byte) (int, error) {
 		n        int // p[:n] came from the buffer
 		fallback bool
 		err      error
-		events   []FallbackEvent
 		deadline time.Time
 		waited   bool
 	)
 	s.mu.Lock()
+	if s.closed {
+		err = ErrClosed // even for an empty p
+	}
 loop:
-	for n < len(p) {
+	for err == nil && n < len(p) {
 		if s.closed {
 			err = ErrClosed
 			break
@@ -70,7 +72,7 @@ loop:
 			deadline = time.Time{} // progress: a later wait gets its own WaitTimeout
 			if s.fallback {
 				s.fallback = false
-				events = append(events, FallbackEvent{Active: false, Time: s.now()})
+				s.events = append(s.events, FallbackEvent{Active: false, Time: s.now()})
 			}
 			continue
 		}
@@ -80,15 +82,15 @@ loop:
 		quota, cooling := s.blockedLocked(now)
 		var cause error
 		switch {
+		case s.inflight > 0 && (quota || cooling) && (deadline.IsZero() || now.Before(deadline)):
+			// Batches already on their way are served before the quota or
+			// an outage is declared.
 		case quota:
-			cause = s.lastErr
-		case cooling && s.inflight == 0:
+			cause = s.quotaErr
+		case cooling:
 			cause = s.lastErr // an outage: no data is coming soon
 		case !deadline.IsZero() && !now.Before(deadline):
-			cause = fmt.Errorf("qrng: no random data within %s", s.wait)
-			if s.lastErr != nil {
-				cause = fmt.Errorf("%w (last error: %w)", cause, s.lastErr)
-			}
+			cause = &waitError{wait: s.wait, last: s.lastErr}
 		}
 		if cause != nil {
 			if !s.policy.allows(quota) {
@@ -98,7 +100,7 @@ loop:
 			if !s.fallback {
 				s.fallback = true
 				s.stats.FallbackSwitches++
-				events = append(events, FallbackEvent{Active: true, Reason: cause, Time: now})
+				s.events = append(s.events, FallbackEvent{Active: true, Reason: cause, Time: now})
 			}
 			s.stats.FallbackBytes += int64(len(p) - n)
 			fallback = true
@@ -129,6 +131,7 @@ loop:
 	if err == nil && s.buf.n < s.low {
 		s.kickLocked(false)
 	}
+	report := len(s.events) > 0
 	s.mu.Unlock()
 
 	if s.mix {
@@ -138,10 +141,61 @@ loop:
 		fillFallback(p[n:])
 		n = len(p)
 	}
-	for _, e := range events {
-		s.report(e)
+	if report {
+		s.deliver()
 	}
 	return n, err
+}
+
+// waitError: no data arrived within Config.WaitTimeout. It matches
+// context.DeadlineExceeded, and unwraps to the last fetch error, if any.
+type waitError struct {
+	wait time.Duration
+	last error
+}
+
+func (e *waitError) Error() string {
+	msg := fmt.Sprintf("qrng: no random data within %s", e.wait)
+	if e.last != nil {
+		msg += " (last error: " + e.last.Error() + ")"
+	}
+	return msg
+}
+func (e *waitError) Is(target error) bool { return target == context.DeadlineExceeded }
+func (e *waitError) Unwrap() error        { return e.last }
+func (e *waitError) Timeout() bool        { return true }
+
+// deliver reports queued fallback switches in the order they happened.
+// Whoever holds reportMu delivers every queued event, including those
+// queued while it delivers; a caller that finds it held leaves its events
+// to the holder, so a callback that reads from the Source cannot deadlock.
+func (s *Source) deliver() {
+	for {
+		if !s.reportMu.TryLock() {
+			return
+		}
+		for {
+			s.mu.Lock()
+			q := s.events
+			s.events = nil
+			s.mu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			for _, e := range q {
+				s.report(e)
+			}
+		}
+		s.reportMu.Unlock()
+		// An event queued after the last look, by a caller whose TryLock
+		// failed, is ours to deliver.
+		s.mu.Lock()
+		more := len(s.events) > 0
+		s.mu.Unlock()
+		if !more {
+			return
+		}
+	}
 }
 
 // takeLocked serves buffered bytes into p.

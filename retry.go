@@ -15,14 +15,22 @@ import (
 // baseBackoff is the first backoff pause before jitter.
 const baseBackoff = 200 * time.Millisecond
 
+// attemptHooks run around each attempt of a call. before runs ahead of
+// each attempt (to reserve quota and reset the consumer of the answer) and
+// may stop the call with its error; after runs when the attempt is over,
+// with its error and whether the server answered it with a 2xx status (a
+// request with no such answer cannot have been served). Either may be nil.
+type attemptHooks struct {
+	before func() error
+	after  func(err error, answered bool)
+}
+
 // call runs attempts until one succeeds, a failure is not worth retrying,
 // or the retries are spent. A 401 on an authenticated call refreshes the
-// access token and tries once more without counting as a retry. before,
-// if set, runs ahead of each attempt with the previous attempt's error
-// (nil for the first).
-func (c *Client) call(ctx context.Context, path string, body []byte, auth bool, handle func(*http.Response) error, before func(prev error) error) error {
+// access token and tries once more without counting as a retry. Every
+// error it returns has passed through the Client's redaction.
+func (c *Client) call(ctx context.Context, path string, body []byte, auth bool, handle func(*http.Response) error, hooks attemptHooks) error {
 	refreshed := false
-	var prev error
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -34,13 +42,16 @@ func (c *Client) call(ctx context.Context, path string, body []byte, auth bool, 
 				return err
 			}
 		}
-		if before != nil {
-			if err := before(prev); err != nil {
+		if hooks.before != nil {
+			if err := hooks.before(); err != nil {
 				return err
 			}
 		}
-		err := c.attempt(ctx, path, body, access, handle)
-		prev = err
+		answered, err := c.attempt(ctx, path, body, access, handle)
+		err = c.sec.scrub(err)
+		if hooks.after != nil {
+			hooks.after(err, answered)
+		}
 		if err == nil {
 			return nil
 		}

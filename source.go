@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/qrng-go/qrng/internal/bitpack"
+	"github.com/qrng-go/qrng/internal/health"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -33,8 +33,12 @@ type Config struct {
 	// values are packed into one continuous bit stream whatever the width.
 	Bits int
 	// BatchSize is the number of values per request, at most MaxSamples.
-	// Default 100,000. It is rounded up to a multiple of 8 so that every
-	// batch is a whole number of bytes.
+	// Default 100,000. It is rounded up so that every batch packs into a
+	// whole number of 512-byte health-test windows (a multiple of
+	// 4096/gcd(Bits, 4096) values: 256 at 16 bits, 4096 at odd widths) and
+	// rounded down again where that would pass MaxSamples. So the smallest
+	// batch is 512 bytes, and every byte served has been through both
+	// health tests.
 	BatchSize int
 	// Workers is the number of concurrent prefetch requests. Default 2.
 	Workers int
@@ -55,7 +59,9 @@ type Config struct {
 	// buffer is empty before falling back or failing. Default 10 s.
 	WaitTimeout time.Duration
 	// QuotaBits is the monthly allowance the local meter enforces.
-	// Default DefaultQuotaBits; negative disables the local meter.
+	// Default DefaultQuotaBits; negative disables the local meter. A
+	// request's bits are reserved before it is sent and given back if the
+	// service did not answer it with 200 (see Stats.QuotaBitsUsed).
 	QuotaBits int64
 	// SyncUsage, when set, reads this month's usage from the service before
 	// the first request and starts the meter there.
@@ -68,18 +74,34 @@ type Config struct {
 	// Default: slog.Default(). Tokens are never logged.
 	Logger *slog.Logger
 	// OnFallback, if set, is called on each switch to and from fallback,
-	// on the goroutine of the caller that noticed it. It must not block.
+	// in the order the switches happened, one call at a time, on the
+	// goroutine of a caller of Read or Uint64. It must not block.
 	OnFallback func(FallbackEvent)
+
+	// Upstream, if set, is where batches come from instead of the uQRNG
+	// service (for example a redispool.Consumer, or a test's own). Token,
+	// BaseURL, HTTPClient, MaxRetries, QuotaBits and SyncUsage then do not
+	// apply: quota is the Upstream's business. Fetch is given slices of
+	// the batch size (BatchSize values of Bits bits). The Source does not
+	// close it.
+	Upstream Upstream
 }
 
 // Stats is a snapshot of a Source's counters.
 type Stats struct {
-	QuantumBytes     int64 // bytes served from the service
-	FallbackBytes    int64 // bytes served from crypto/rand
-	Requests         int64 // HTTP requests sent (attempts, token exchanges included)
-	FailedRequests   int64 // requests that gave no usable answer
-	Retries          int64 // requests that were retries
-	QuotaBitsUsed    int64 // bits counted against this month's quota
+	QuantumBytes   int64 // bytes served from the upstream (the service)
+	FallbackBytes  int64 // bytes served from crypto/rand
+	Requests       int64 // HTTP requests sent (attempts, token exchanges included)
+	FailedRequests int64 // requests that gave no usable answer
+	Retries        int64 // requests that were retries
+	// QuotaBitsUsed is what the local meter counts against this UTC
+	// month's quota: n_samples × n_bits of every request that the service
+	// answered with 200, including answers that were then cut short,
+	// malformed or rejected by the health tests (the service probably
+	// counted those). A request with no 200 answer (a transport error
+	// before the answer, a 4xx or 5xx) is refunded. Bits of a request in
+	// flight are counted until it ends. Zero with Config.Upstream.
+	QuotaBitsUsed    int64
 	Buffered         int   // bytes ready to serve
 	Waits            int64 // times a caller found the buffer empty and waited
 	FallbackActive   bool  // whether fallback is serving now
@@ -98,16 +120,18 @@ type Stats struct {
 // Read or Uint64. Call Close to stop its workers and erase what it still
 // holds. The zero value is not usable: make Sources with NewSource.
 type Source struct {
-	client     *Client
+	up         Upstream
+	svc        *service // the default upstream; nil with Config.Upstream
+	client     *Client  // svc's client; nil with Config.Upstream or a bad $QCI_API_URL
 	bits       int
-	batchN     int // values per request, a multiple of 8
-	batchBytes int // packed bytes per batch
+	batchN     int // values per request
+	batchBytes int // packed bytes per batch, a multiple of health.Window
 	capacity   int // buffered + in flight stays below capacity + batchBytes
 	onDemand   bool
 	workers    int
 	policy     FallbackPolicy
 	wait       time.Duration
-	syncUsage  bool
+	maxPause   time.Duration // longest Retry-After honoured between batches
 	mix        bool
 	log        *slog.Logger
 	onFallback func(FallbackEvent)
@@ -118,25 +142,28 @@ type Source struct {
 	cancel context.CancelFunc
 	g      *errgroup.Group
 
-	mu       sync.Mutex // guards all below
-	buf      buffer
-	started  bool
-	closed   bool
-	filling  bool          // a refill is under way: fetch until target
-	target   int           // batchBytes <= target <= capacity; doubles per refill
-	low      int           // target/2: a refill starts when buffered falls below it
-	inflight int           // bytes of batches being fetched
-	wake     chan struct{} // closed to wake workers; then replaced
-	ready    chan struct{} // closed when data or state changes for waiters; then replaced
-	meter    quotaMeter
-	synced   bool      // usage read from the service (SyncUsage)
-	quotaEnd time.Time // quota spent until then (zero: not spent)
-	retryAt  time.Time // no fetch before then, after failures
-	failures int       // consecutive failed batches
-	lastErr  error
-	fallback bool // serving crypto/rand now
-	health   healthState
-	stats    Stats
+	reportMu sync.Mutex // held while delivering events, so they arrive in order
+
+	mu        sync.Mutex // guards all below
+	buf       buffer
+	started   bool
+	closed    bool
+	closeDone chan struct{} // closed when Close has finished
+	filling   bool          // a refill is under way: fetch until target
+	target    int           // batchBytes <= target <= capacity; doubles per refill
+	low       int           // target/2: a refill starts when buffered falls below it
+	inflight  int           // bytes of batches being fetched
+	wake      chan struct{} // closed to wake workers; then replaced
+	ready     chan struct{} // closed when data or state changes for waiters; then replaced
+	quotaEnd  time.Time     // quota spent until then (zero: not spent)
+	quotaErr  error         // why the quota is spent, while it is
+	retryAt   time.Time     // no fetch before then, after failures
+	failures  int           // consecutive failed batches
+	lastErr   error
+	fallback  bool            // serving crypto/rand now
+	events    []FallbackEvent // switches not yet delivered, oldest first
+	health    healthState
+	stats     Stats
 
 	// Test seams, nil in production: tap sees every served range at its
 	// offset in the stream of pushed bytes; onPush sees each pushed batch.
@@ -147,10 +174,11 @@ type Source struct {
 	served int64
 }
 
-// NewSource returns a Source for cfg. It panics if cfg can never work (a
-// negative size, Bits outside 1..64, BatchSize above MaxSamples, an
-// unusable BaseURL), naming the field. Runtime trouble (no token, no
-// network) never fails construction: it surfaces when bytes are read.
+// NewSource returns a Source for cfg. It panics if a Config field can
+// never work (a negative size, Bits outside 1..64, BatchSize above
+// MaxSamples, an unusable BaseURL), naming the field. Runtime trouble (no
+// token, no network, an unusable $QCI_API_URL) never fails construction:
+// it surfaces when bytes are read, as the fallback policy allows.
 func NewSource(cfg Config) *Source {
 	switch {
 	case cfg.Bits < 0 || cfg.Bits > 64:
@@ -166,42 +194,63 @@ func NewSource(cfg Config) *Source {
 	case cfg.Fallback < FallbackOnError || cfg.Fallback > FallbackNever:
 		panic(fmt.Sprintf("qrng: Config.Fallback %d is not a FallbackPolicy", int(cfg.Fallback)))
 	}
-	client, err := NewClient(ClientConfig{Token: cfg.Token, BaseURL: cfg.BaseURL,
-		HTTPClient: cfg.HTTPClient, MaxRetries: cfg.MaxRetries, Logger: cfg.Logger})
-	if err != nil {
-		panic("qrng: Config.BaseURL: " + strings.TrimPrefix(err.Error(), "qrng: "))
+	if cfg.BaseURL != "" && cfg.Upstream == nil {
+		if _, err := checkBaseURL(cfg.BaseURL); err != nil {
+			panic("qrng: Config.BaseURL: " + strings.TrimPrefix(err.Error(), "qrng: "))
+		}
 	}
 	s := &Source{
-		client:     client,
 		bits:       cmp(cfg.Bits, DefaultBits),
-		batchN:     cmp(cfg.BatchSize, 100_000),
 		workers:    cmp(cfg.Workers, 2),
 		policy:     cfg.Fallback,
 		wait:       cmp(cfg.WaitTimeout, 10*time.Second),
-		syncUsage:  cfg.SyncUsage,
+		maxPause:   60 * time.Second,
 		mix:        cfg.Mix,
 		log:        cmp(cfg.Logger, slog.Default()),
 		onFallback: cfg.OnFallback,
 		now:        time.Now,
 		cooldown:   time.Second,
+		closeDone:  make(chan struct{}),
 		wake:       make(chan struct{}),
 		ready:      make(chan struct{}),
-		meter:      quotaMeter{limit: cmp(cfg.QuotaBits, DefaultQuotaBits)},
+		onDemand:   cfg.OnDemand,
+		health:     newHealthState(),
 	}
-	s.batchN = min((s.batchN+7)/8*8, MaxSamples)
+	s.batchN = batchValues(cmp(cfg.BatchSize, 100_000), s.bits)
 	s.batchBytes = s.batchN * s.bits / 8
 	s.capacity = max(cmp(cfg.BufferSize, 4*s.batchBytes), s.batchBytes)
-	s.onDemand = cfg.OnDemand
 	s.target = s.batchBytes
 	s.low = s.target / 2
-	s.health = newHealthState()
+	if cfg.Upstream != nil {
+		s.up = cfg.Upstream
+	} else {
+		s.svc = newService(cfg, s.bits, s.batchN, s.log)
+		s.svc.now = func() time.Time { return s.now() }
+		s.up, s.client = s.svc, s.svc.client
+		if s.client != nil {
+			s.maxPause = s.client.maxRetryAf
+		}
+	}
 	return s
+}
+
+// batchValues rounds a batch of n values of the given width so that it
+// packs into whole health-test windows: up to a multiple of
+// 4096/gcd(bits, 4096) values, or down where that would pass MaxSamples.
+func batchValues(n, bits int) int {
+	step := health.Window * 8 / (bits & -bits) // bits & -bits: its largest power-of-two factor, at most 64
+	n = (n + step - 1) / step * step
+	if n > MaxSamples {
+		n = MaxSamples / step * step
+	}
+	return n
 }
 
 // Uint64 returns 64 random bits: the next 8 bytes of the stream, big-endian.
 // Under FallbackNever or FallbackOnQuota it panics with the error that
 // Read would return (for example ErrQuotaExceeded or ErrClosed), since the
-// rand.Source interface has no room for an error.
+// rand.Source interface has no room for an error. Bytes taken for a value
+// that ends in a panic are erased and not counted as served.
 func (s *Source) Uint64() uint64 {
 	s.mu.Lock()
 	if s.buf.n >= 8 && s.fastLocked() {
@@ -214,8 +263,18 @@ func (s *Source) Uint64() uint64 {
 		return v
 	}
 	s.mu.Unlock()
+	return s.uint64Slow()
+}
+
+// uint64Slow is Uint64's general path.
+func (s *Source) uint64Slow() uint64 {
 	var b [8]byte
-	if _, err := s.read(context.Background(), b[:]); err != nil {
+	n, err := s.read(context.Background(), b[:])
+	if err != nil {
+		clear(b[:])
+		s.mu.Lock()
+		s.stats.QuantumBytes -= int64(n) // taken and erased, but nobody received them
+		s.mu.Unlock()
 		panic(err)
 	}
 	v := binary.BigEndian.Uint64(b[:])
@@ -226,11 +285,15 @@ func (s *Source) Uint64() uint64 {
 // Close stops the workers, waits for them, and erases the buffer. Requests
 // in flight are cancelled, so Close returns promptly. After Close, Read
 // returns ErrClosed and Uint64 panics with it, whatever the fallback
-// policy. Close is idempotent and always returns nil.
+// policy. Close is idempotent and always returns nil; every call, even a
+// concurrent one, returns only once the workers have stopped and the
+// buffer is erased.
 func (s *Source) Close() error {
 	s.mu.Lock()
 	if s.closed {
+		done := s.closeDone
 		s.mu.Unlock()
+		<-done
 		return nil
 	}
 	s.closed = true
@@ -244,7 +307,10 @@ func (s *Source) Close() error {
 	s.mu.Lock()
 	s.buf.erase()
 	s.mu.Unlock()
-	s.client.closeIdle()
+	if s.client != nil {
+		s.client.closeIdle()
+	}
+	close(s.closeDone)
 	return nil
 }
 
@@ -255,10 +321,16 @@ func (s *Source) Stats() Stats {
 	st.Buffered = s.buf.len()
 	st.FallbackActive = s.fallback
 	st.LastError = s.lastErr
-	s.meter.roll(s.now())
-	st.QuotaBitsUsed = s.meter.used
+	if s.quotaErr != nil {
+		st.LastError = s.quotaErr
+	}
 	s.mu.Unlock()
-	st.Requests, st.FailedRequests, st.Retries = s.client.stats()
+	if s.svc != nil {
+		st.QuotaBitsUsed = s.svc.quotaUsed()
+	}
+	if s.client != nil {
+		st.Requests, st.FailedRequests, st.Retries = s.client.stats()
+	}
 	return st
 }
 
@@ -316,7 +388,7 @@ func (s *Source) blockedLocked(now time.Time) (quota, cooling bool) {
 		if now.Before(s.quotaEnd) {
 			return true, false
 		}
-		s.quotaEnd = time.Time{}
+		s.quotaEnd, s.quotaErr = time.Time{}, nil
 	}
 	return false, now.Before(s.retryAt)
 }
@@ -355,13 +427,8 @@ func (s *Source) worker(ctx context.Context) error {
 		}
 		s.inflight += s.batchBytes
 		chunk := s.buf.chunk(s.batchBytes)
-		syncNow := s.syncUsage && !s.synced
-		s.synced = true
 		s.mu.Unlock()
 
-		if syncNow {
-			s.syncMeter(ctx)
-		}
 		batch, err := s.fetchBatch(ctx, chunk)
 		var sum [32]byte
 		if err == nil {
@@ -396,21 +463,37 @@ func (s *Source) worker(ctx context.Context) error {
 	}
 }
 
+// fetchBatch asks the upstream for one batch in chunk and returns the
+// bytes it wrote.
+func (s *Source) fetchBatch(ctx context.Context, chunk []byte) ([]byte, error) {
+	n, err := s.up.Fetch(ctx, chunk)
+	switch {
+	case err != nil:
+		return nil, err
+	case n < health.Window || n > len(chunk):
+		return nil, fmt.Errorf("%w: the upstream returned %d bytes for a batch (want %d..%d)",
+			ErrInvalidResponse, n, health.Window, len(chunk))
+	}
+	return chunk[:n], nil
+}
+
 // failedLocked records a failed batch and when to try again.
 func (s *Source) failedLocked(err error) {
 	if s.closed || s.ctx.Err() != nil {
 		return
 	}
-	s.lastErr = err
 	if errorIsQuota(err) {
-		// Spent until the month turns, or as long as the server says.
+		// Spent until the month turns, or as long as the server says. While
+		// it is, this error is the one callers see: a later failure of
+		// another kind does not hide it.
+		s.quotaErr = err
 		s.quotaEnd = nextMonth(s.now())
-		var ae *APIError
-		if errors.As(err, &ae) && ae.RetryAfter > 0 {
-			s.quotaEnd = s.now().Add(ae.RetryAfter)
+		if ra := retryAfterOf(err); ra > 0 {
+			s.quotaEnd = s.now().Add(ra)
 		}
 		return
 	}
+	s.lastErr = err
 	s.failures++
 	if isBadAnswer(err) {
 		if isRejected(err) {
@@ -421,37 +504,22 @@ func (s *Source) failedLocked(err error) {
 		}
 	}
 	pause := s.cooldown << min(s.failures-1, 6)
+	if ra := retryAfterOf(err); ra > 0 {
+		pause = max(pause, min(ra, s.maxPause)) // the server asked for at least this
+	}
 	s.retryAt = s.now().Add(pause)
 }
 
-// fetchBatch fetches one batch into chunk and returns the packed bytes.
-func (s *Source) fetchBatch(ctx context.Context, chunk []byte) ([]byte, error) {
-	p := bitpack.New(s.bits, chunk[:0])
-	reserve := func(prev error) error {
-		p.Reset(chunk[:0])
-		if errors.Is(prev, ErrUnauthorized) {
-			return nil // refused for its token: nothing was served, the reservation stands
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.meter.reserve(s.now(), int64(s.batchN)*int64(s.bits))
+// retryAfterOf is how long err asks to wait before the next attempt: an
+// *APIError's RetryAfter, or what an error's RetryAfter method says.
+func retryAfterOf(err error) time.Duration {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.RetryAfter
 	}
-	if err := s.client.fetch(ctx, s.batchN, s.bits, reserve, p.Add); err != nil {
-		return nil, err
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
 	}
-	return p.Bytes(), nil
-}
-
-// syncMeter starts the quota meter at the service's count for this month.
-func (s *Source) syncMeter(ctx context.Context) {
-	now := s.now().UTC()
-	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	used, err := s.client.Usage(ctx, first, now)
-	if err != nil {
-		s.log.Warn("qrng: could not read usage; the quota meter starts at zero", "error", err.Error())
-		return
-	}
-	s.mu.Lock()
-	s.meter.observe(now, used)
-	s.mu.Unlock()
+	return 0
 }

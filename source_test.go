@@ -201,20 +201,20 @@ func TestConcurrentReadsServeEachByteOnce(t *testing.T) {
 }
 
 func TestQuotaRunsOutMidStream(t *testing.T) {
-	// The local meter allows 3 batches of 1000 16-bit values.
+	// The local meter allows 3 batches of 1024 16-bit values (2048 bytes each).
 	srv := newServer(t, qrngtest.Options{})
 	var events []FallbackEvent
 	var mu sync.Mutex
-	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, QuotaBits: 3 * 16000, Fallback: FallbackOnQuota,
+	src := newTestSource(t, srv, Config{BatchSize: 1024, Workers: 1, QuotaBits: 3 * 16384, Fallback: FallbackOnQuota,
 		OnFallback: func(e FallbackEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
-	out := make([]byte, 10000) // more than 3 batches (6000 bytes)
+	out := make([]byte, 10000) // more than 3 batches (6144 bytes)
 	n, err := src.Read(out)
 	require.NoError(t, err)
 	assert.Equal(t, len(out), n)
 	st := src.Stats()
-	assert.EqualValues(t, 6000, st.QuantumBytes)
-	assert.EqualValues(t, 4000, st.FallbackBytes)
-	assert.EqualValues(t, 48000, st.QuotaBitsUsed)
+	assert.EqualValues(t, 6144, st.QuantumBytes)
+	assert.EqualValues(t, 10000-6144, st.FallbackBytes)
+	assert.EqualValues(t, 3*16384, st.QuotaBitsUsed)
 	assert.True(t, st.FallbackActive)
 	assert.ErrorIs(t, st.LastError, ErrQuotaExceeded)
 	assert.Equal(t, 3, srv.Counters().RandomRequests, "no request past the quota")
@@ -226,21 +226,21 @@ func TestQuotaRunsOutMidStream(t *testing.T) {
 
 	// Under FallbackNever the same situation is an error.
 	srv2 := newServer(t, qrngtest.Options{})
-	never := newTestSource(t, srv2, Config{BatchSize: 1000, Workers: 1, QuotaBits: 16000, Fallback: FallbackNever})
+	never := newTestSource(t, srv2, Config{BatchSize: 1024, Workers: 1, QuotaBits: 16384, Fallback: FallbackNever})
 	n, err = never.Read(make([]byte, 3000))
-	assert.Equal(t, 2000, n)
+	assert.Equal(t, 2048, n)
 	assert.ErrorIs(t, err, ErrQuotaExceeded)
 	assert.PanicsWithError(t, err.Error(), func() { never.Uint64() })
 }
 
 func TestServerQuotaAnswerFallsBack(t *testing.T) {
-	srv := newServer(t, qrngtest.Options{QuotaBits: 2 * 16000})
-	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1})
+	srv := newServer(t, qrngtest.Options{QuotaBits: 2 * 16384})
+	src := newTestSource(t, srv, Config{BatchSize: 1024, Workers: 1})
 	_, err := src.Read(make([]byte, 5000))
 	require.NoError(t, err)
 	st := src.Stats()
-	assert.EqualValues(t, 4000, st.QuantumBytes)
-	assert.EqualValues(t, 1000, st.FallbackBytes)
+	assert.EqualValues(t, 4096, st.QuantumBytes)
+	assert.EqualValues(t, 5000-4096, st.FallbackBytes)
 	assert.ErrorIs(t, st.LastError, ErrQuotaExceeded)
 	assert.Equal(t, 3, srv.Counters().RandomRequests, "the quota answer is not retried")
 	_, err = src.Read(make([]byte, 100))
@@ -251,7 +251,7 @@ func TestServerQuotaAnswerFallsBack(t *testing.T) {
 func TestMonthTurnResumesQuantum(t *testing.T) {
 	clk := newFakeClock()
 	srv := newServer(t, qrngtest.Options{Now: clk.Now})
-	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, QuotaBits: 16000})
+	src := newTestSource(t, srv, Config{BatchSize: 1024, Workers: 1, QuotaBits: 16384})
 	src.now = clk.Now
 	_, err := src.Read(make([]byte, 3000))
 	require.NoError(t, err)
@@ -261,7 +261,7 @@ func TestMonthTurnResumesQuantum(t *testing.T) {
 		src.Read(make([]byte, 10))
 		return !src.Stats().FallbackActive
 	}, 5*time.Second, 10*time.Millisecond)
-	assert.EqualValues(t, 16000, src.Stats().QuotaBitsUsed, "the meter restarted with the month")
+	assert.EqualValues(t, 16384, src.Stats().QuotaBitsUsed, "the meter restarted with the month")
 }
 
 func TestServiceDownAndBack(t *testing.T) {
@@ -443,26 +443,26 @@ func TestReadSizes(t *testing.T) {
 
 func TestFirstFillIsOneBatch(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{})
-	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 2})
+	src := newTestSource(t, srv, Config{BatchSize: 1024, Workers: 2})
 	assert.Never(t, func() bool { return srv.Counters() != qrngtest.Counters{} }, 100*time.Millisecond, 10*time.Millisecond,
 		"nothing is fetched before the first read")
 	_, err := src.Read(make([]byte, 32))
 	require.NoError(t, err)
 	assert.Never(t, func() bool { return srv.Counters().RandomRequests > 1 }, 200*time.Millisecond, 10*time.Millisecond,
 		"a short read costs one batch of quota")
-	assert.Equal(t, 2000-32, src.Stats().Buffered)
+	assert.Equal(t, 2048-32, src.Stats().Buffered)
 
 	// Draining below half a batch ramps the prefetch up, to BufferSize.
 	_, err = src.Read(make([]byte, 1500))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return src.Stats().Buffered >= 2*2000 }, 5*time.Second, 5*time.Millisecond)
-	assert.LessOrEqual(t, src.Stats().Buffered, 4*2000+2000, "bounded by BufferSize plus a batch")
+	require.Eventually(t, func() bool { return src.Stats().Buffered >= 2*2048 }, 5*time.Second, 5*time.Millisecond)
+	assert.LessOrEqual(t, src.Stats().Buffered, 4*2048+2048, "bounded by BufferSize plus a batch")
 }
 
 func TestOnDemandFetchesOnlyWhenEmpty(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{})
-	src := newTestSource(t, srv, Config{BatchSize: 1000, OnDemand: true})
-	_, err := src.Read(make([]byte, 2000)) // exactly one batch
+	src := newTestSource(t, srv, Config{BatchSize: 1024, OnDemand: true})
+	_, err := src.Read(make([]byte, 2048)) // exactly one batch
 	require.NoError(t, err)
 	assert.Never(t, func() bool { return srv.Counters().RandomRequests > 1 }, 200*time.Millisecond, 10*time.Millisecond)
 	_, err = src.Read(make([]byte, 10))
@@ -475,15 +475,15 @@ func TestSyncUsageStartsTheMeterAtTheServersCount(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{})
 	// Another process already used 3 batches' worth this month.
 	c, _ := newTestClient(t, srv, ClientConfig{})
-	_, err := c.RandomNumbers(context.Background(), 3000, 16)
+	_, err := c.RandomNumbers(context.Background(), 3*1024, 16)
 	require.NoError(t, err)
 
-	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1, QuotaBits: 4 * 16000, SyncUsage: true, Fallback: FallbackNever})
-	_, err = src.Read(make([]byte, 2000)) // the one batch left
+	src := newTestSource(t, srv, Config{BatchSize: 1024, Workers: 1, QuotaBits: 4 * 16384, SyncUsage: true, Fallback: FallbackNever})
+	_, err = src.Read(make([]byte, 2048)) // the one batch left
 	require.NoError(t, err)
 	_, err = src.Read(make([]byte, 1))
 	assert.ErrorIs(t, err, ErrQuotaExceeded)
-	assert.EqualValues(t, 4*16000, src.Stats().QuotaBitsUsed)
+	assert.EqualValues(t, 4*16384, src.Stats().QuotaBitsUsed)
 	assert.Equal(t, 1, srv.Counters().UsageRequests)
 	assert.Equal(t, 2, srv.Counters().RandomRequests, "the other process's request and one batch")
 }
@@ -525,17 +525,51 @@ func TestReadContextStopsWaiting(t *testing.T) {
 	srv.Shutdown() // end the pending latency
 }
 
-func TestBatchSizeRoundedToWholeBytes(t *testing.T) {
-	srv := newServer(t, qrngtest.Options{})
-	src := newTestSource(t, srv, Config{Bits: 12, BatchSize: 1001, Workers: 1, OnDemand: true})
-	_, err := src.Read(make([]byte, 1))
-	require.NoError(t, err)
-	assert.EqualValues(t, 1008, srv.Counters().ValuesServed, "rounded up to a multiple of 8")
-	assert.Equal(t, 1008*12/8-1, src.Stats().Buffered, "a whole number of bytes, no bit held back")
+func TestBatchSizeRoundedToWholeWindows(t *testing.T) {
+	for _, c := range []struct{ bits, asked, values int }{
+		{12, 1001, 1024},         // 1024 × 12 bits = 1536 bytes: three windows
+		{16, 1, 256},             // 512 bytes, the smallest batch
+		{1, 8, 4096},             // 512 bytes of 1-bit values
+		{2, 16, 2048},            // the configuration that once served an all-zero answer
+		{63, 1, 4096},            // odd widths need 4096 values
+		{64, 100, 128},           // 1024 bytes
+		{63, MaxSamples, 999424}, // rounded down where up would pass MaxSamples
+	} {
+		srv := newServer(t, qrngtest.Options{QuotaBits: -1})
+		src := newTestSource(t, srv, Config{Bits: c.bits, BatchSize: c.asked, Workers: 1, OnDemand: true})
+		_, err := src.Read(make([]byte, 1))
+		require.NoError(t, err)
+		assert.EqualValues(t, c.values, srv.Counters().ValuesServed, "bits %d, BatchSize %d", c.bits, c.asked)
+		assert.Zero(t, c.values*c.bits%(8*512), "whole windows")
+		assert.Equal(t, c.values*c.bits/8-1, src.Stats().Buffered, "no bit held back")
+	}
 }
 
-// With one-byte batches the low watermark is 0: a caller who finds the
-// buffer empty must still start a fetch.
+// Small batches once slipped past the health tests: with Bits 2 and
+// BatchSize 16 an all-zero answer was 4 bytes, too short for either test.
+func TestTinyBatchConfigurationsStillHealthTested(t *testing.T) {
+	for _, bits := range []int{1, 2, 8, 16} {
+		srv := newServer(t, qrngtest.Options{})
+		src := newTestSource(t, srv, Config{Bits: bits, BatchSize: 8, Workers: 1, OnDemand: true,
+			Fallback: FallbackNever, MaxRetries: -1})
+		srv.Inject(qrngtest.Fault{ZeroValues: true, Times: 3})
+		n, err := src.Read(make([]byte, 4))
+		assert.Zero(t, n, "bits %d: nothing of an all-zero answer is served", bits)
+		assert.ErrorIs(t, err, ErrRejectedBatch, "bits %d", bits)
+		assert.EqualValues(t, 3, src.Stats().RejectedBatches, "bits %d", bits)
+	}
+}
+
+// Genuine 1-bit batches are not rejected as replays: the first release
+// rejected about 6% of 8-value batches, a bias of the check itself.
+func TestTinyBatchesAreNotFalseReplays(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	src := newTestSource(t, srv, Config{Bits: 1, BatchSize: 8, Workers: 1, OnDemand: true, Fallback: FallbackNever})
+	_, err := src.Read(make([]byte, 40*512)) // 40 batches
+	require.NoError(t, err)
+	assert.Zero(t, src.Stats().RejectedBatches)
+}
+
 func TestTinyBatchesStillRefill(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{Seed: 3, Record: true})
 	src := newTestSource(t, srv, Config{Bits: 1, BatchSize: 8, Workers: 1, Fallback: FallbackNever, WaitTimeout: 2 * time.Second})

@@ -18,7 +18,6 @@ type tokenCache struct {
 	tok       string     // current access token; "" when none
 	refreshAt time.Time  // when tok must be replaced
 	inflight  *tokenCall // the exchange under way, if any
-	past      [4]string  // recent access tokens, for redaction
 }
 
 type tokenCall struct {
@@ -63,8 +62,6 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 		t.mu.Lock()
 		if err == nil {
 			t.tok, t.refreshAt = tok, refreshAt
-			copy(t.past[1:], t.past[:])
-			t.past[0] = tok
 		}
 		t.inflight = nil
 		call.tok, call.err = tok, err
@@ -89,19 +86,6 @@ func (t *tokenCache) invalidate(tok string) {
 	t.mu.Unlock()
 }
 
-// secrets lists the strings that must never appear in output.
-func (t *tokenCache) secrets(apiToken string) []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := []string{apiToken}
-	for _, s := range t.past {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // exchange trades the API token for an access token and works out when to
 // refresh it.
 func (c *Client) exchange(ctx context.Context) (string, time.Time, error) {
@@ -115,8 +99,10 @@ func (c *Client) exchange(ctx context.Context) (string, time.Time, error) {
 		ExpiresAt   string       `json:"expires_at_rfc3339"`
 	}
 	err = c.call(ctx, pathAccessToken, body, false, func(resp *http.Response) error {
-		return readJSON(resp.Body, &v)
-	}, nil)
+		err := readJSON(resp.Body, &v)
+		c.sec.add(v.AccessToken) // a secret from now on, even if the answer is refused
+		return err
+	}, attemptHooks{})
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -130,7 +116,8 @@ func (c *Client) exchange(ctx context.Context) (string, time.Time, error) {
 	return v.AccessToken, expiry.Add(-margin), nil
 }
 
-// tokenExpiry applies API.md's rule: prefer expires_at_rfc3339; else
+// tokenExpiry applies the rule in api.go's package notes (and the README's
+// "What is unknown about the live API"): prefer expires_at_rfc3339; else
 // expires_in, an absolute Unix time when above 1e9 and seconds from now
 // otherwise; else assume defaultTokenLifetime.
 func tokenExpiry(now time.Time, at string, in *json.Number) time.Time {

@@ -58,7 +58,10 @@ func New(alphaLog2, h float64) Tester {
 	return Tester{RCT: RCTCutoff(alphaLog2, h), APT: APTCutoff(Window, alphaLog2, h)}
 }
 
-// Check returns an error describing the first failure in b, or nil.
+// Check returns an error describing the first failure in b, or nil. The
+// Adaptive Proportion Test covers b in windows of Window bytes, the last
+// one ending at len(b); b shorter than Window gets only the Repetition
+// Count Test, so callers should not serve fewer than Window tested bytes.
 func (t Tester) Check(b []byte) error {
 	run := 0
 	for i := range b {
@@ -72,7 +75,15 @@ func (t Tester) Check(b []byte) error {
 				b[i], run, i-run+1, t.RCT)
 		}
 	}
-	for start := 0; start+Window <= len(b); start += Window {
+	for start := 0; start < len(b); start += Window {
+		if start+Window > len(b) {
+			// A tail shorter than a window is tested in the last full
+			// window, which overlaps the one before: every byte is tested.
+			if len(b) < Window {
+				break
+			}
+			start = len(b) - Window
+		}
 		a := b[start]
 		count := 0
 		for _, c := range b[start : start+Window] {
