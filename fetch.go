@@ -69,7 +69,7 @@ type Client struct {
 
 	tok          tokenCache
 	sec          secrets // every token held, removed from all errors and logs
-	ownTransport bool // hc's transport was made here, so Close may close its connections
+	ownTransport bool    // hc's transport was made here, so Close may close its connections
 
 	requests atomic.Int64 // HTTP attempts sent
 	failed   atomic.Int64 // attempts that did not yield a usable answer
