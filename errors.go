@@ -148,11 +148,14 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
+	const most = 365 * 24 * time.Hour
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
 		if secs <= 0 {
 			return 0
 		}
-		return time.Duration(min(secs, int64(365*24*3600))) * time.Second
+		return time.Duration(min(secs, int64(most/time.Second))) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) && v[0] != '-' {
+		return most // more seconds than int64 holds: as long as anything may be
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
 		return t.Sub(now)

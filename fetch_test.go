@@ -139,14 +139,36 @@ func TestRetryAfterHonouredAndClamped(t *testing.T) {
 		qrngtest.Fault{Status: 429, Body: `{"detail":"rate"}`, RetryAfter: "7"},
 		qrngtest.Fault{Status: 503, RetryAfter: "3600"},
 		qrngtest.Fault{Status: 503, RetryAfter: now.Add(12 * time.Second).UTC().Format(http.TimeFormat)},
+		qrngtest.Fault{Status: 503, RetryAfter: "99999999999999999999"}, // more than int64 holds
 	)
 	_, err := c.RandomNumbers(context.Background(), 10, 8)
 	require.NoError(t, err)
 	d := sl.get()
-	require.Len(t, d, 3)
+	require.Len(t, d, 4)
 	assert.Equal(t, 7*time.Second, d[0], "seconds form")
 	assert.Equal(t, 30*time.Second, d[1], "clamped to MaxRetryAfter")
 	assert.InDelta(t, float64(12*time.Second), float64(d[2]), float64(time.Second), "HTTP date form")
+	assert.Equal(t, 30*time.Second, d[3], "a huge value is the cap, not absent")
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	for in, want := range map[string]time.Duration{
+		"":                      0,
+		"0":                     0,
+		"-5":                    0,
+		"-99999999999999999999": 0,
+		"12":                    12 * time.Second,
+		" 12 ":                  12 * time.Second,
+		"99999999999999999999":  year,
+		"9223372036854775807":   year,
+		"soon":                  0,
+		now.Add(time.Minute).Format(http.TimeFormat):  time.Minute,
+		now.Add(-time.Minute).Format(http.TimeFormat): 0,
+	} {
+		assert.Equal(t, want, parseRetryAfter(in, now), "%q", in)
+	}
 }
 
 func TestRetryAfterBeyondDeadlineGivesUp(t *testing.T) {

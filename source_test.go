@@ -391,10 +391,11 @@ func TestServedBytesAreErased(t *testing.T) {
 
 func TestSteadyReaderWaitsOnlyForFirstFill(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{})
-	srv.Inject(qrngtest.Fault{Latency: 50 * time.Millisecond, Times: -1})
-	// A batch is 16,000 bytes and takes 50 ms; the reader takes 200 bytes
-	// every 5 ms (40 kB/s), far below the fetch rate (~320 kB/s).
-	src := newTestSource(t, srv, Config{BatchSize: 8000, Workers: 1, BufferSize: 32000})
+	srv.Inject(qrngtest.Fault{Latency: 20 * time.Millisecond, Times: -1})
+	// A batch is 16,384 bytes and takes 20 ms; the reader takes 200 bytes
+	// every 5 ms (40 kB/s), far below the fetch rate (~800 kB/s), so a
+	// loaded machine has a twentyfold margin.
+	src := newTestSource(t, srv, Config{BatchSize: 8192, Workers: 1, BufferSize: 32768})
 	p := make([]byte, 200)
 	for range 300 { // 60,000 bytes: several refills
 		_, err := src.Read(p)
@@ -425,20 +426,26 @@ func TestConfigPanicsNameTheField(t *testing.T) {
 }
 
 func TestReadSizes(t *testing.T) {
+	big := 16 << 20
+	if testing.Short() {
+		big = 2 << 20
+	}
 	srv := newServer(t, qrngtest.Options{QuotaBits: -1})
-	src := newTestSource(t, srv, Config{Bits: 64, BatchSize: MaxSamples, Workers: 2})
-	for _, size := range []int{0, 1, 7, 64 << 20} {
-		if size > 1<<20 && testing.Short() {
-			continue
-		}
+	// FallbackNever and a long WaitTimeout: a slow machine waits longer, it
+	// does not fall back (which would make the count below wrong).
+	src := newTestSource(t, srv, Config{Bits: 64, BatchSize: 1 << 17, Workers: 2,
+		Fallback: FallbackNever, WaitTimeout: 10 * time.Minute})
+	total := 0
+	for _, size := range []int{0, 1, 7, big} {
 		p := make([]byte, size)
 		n, err := src.Read(p)
 		require.NoError(t, err)
 		assert.Equal(t, size, n)
+		total += size
 	}
 	st := src.Stats()
 	assert.Zero(t, st.FallbackBytes)
-	assert.EqualValues(t, 1+7+64<<20, st.QuantumBytes)
+	assert.EqualValues(t, total, st.QuantumBytes)
 }
 
 func TestFirstFillIsOneBatch(t *testing.T) {

@@ -263,12 +263,12 @@ func TestMixChangesEveryByteButKeepsAccounting(t *testing.T) {
 }
 
 func TestOutputLooksRandom(t *testing.T) {
-	size := 40 << 20
+	size := 8 << 20
 	if testing.Short() {
-		size = 4 << 20
+		size = 2 << 20
 	}
 	srv := newServer(t, qrngtest.Options{QuotaBits: -1})
-	src := newTestSource(t, srv, Config{Bits: 64, BatchSize: MaxSamples})
+	src := newTestSource(t, srv, Config{Bits: 64, BatchSize: 1 << 17, Fallback: FallbackNever, WaitTimeout: 10 * time.Minute})
 	out := make([]byte, size)
 	n, err := src.Read(out) // one large read, like crypto/rand's own test
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package health
 
 import (
 	"crypto/rand"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -64,4 +65,24 @@ func TestCheck(t *testing.T) {
 	}
 	shortRun[199], shortRun[200+tester.RCT-1] = 8, 9
 	assert.NoError(t, tester.Check(shortRun), "a run one below the cutoff passes")
+}
+
+// A tail shorter than a window is tested too, in the last full window:
+// the first release never looked at bytes past the last whole window.
+func TestTailAfterLastWindowIsTested(t *testing.T) {
+	tr := New(40, 7)
+	b := make([]byte, Window+300)
+	for i := range b {
+		b[i] = byte(i*7 + i/256) // every value about equally often, no runs
+	}
+	require.NoError(t, tr.Check(b))
+	tail := b[Window:]
+	for i := 0; i < len(tail); i += 2 {
+		tail[i] = 0xAA // 150 times in the tail, never twice in a row
+	}
+	b[len(b)-Window] = 0xAA // the last window starts with the biased value
+	err := tr.Check(b)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "adaptive proportion test")
+	assert.Contains(t, err.Error(), fmt.Sprintf("offset %d", len(b)-Window))
 }

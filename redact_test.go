@@ -1,0 +1,211 @@
+package qrng
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// echoServer speaks just enough of the API to hand out access tokens, then
+// answers with bodies that echo a secret in the shape a test asks for.
+type echoServer struct {
+	*httptest.Server
+
+	mu     sync.Mutex
+	issued map[string][]string // API token -> access tokens handed out, in order
+	owner  map[string]string   // access token -> API token
+	answer func(secret string) (status int, body string)
+	secret func(api string, issued []string) string // which of the caller's secrets to echo
+}
+
+// An API token with characters that JSON and URLs escape differently.
+const oddToken = `api/Tok+en=with&odd<chars>"and\slash-0123456789`
+
+func newEchoServer(t *testing.T) *echoServer {
+	e := &echoServer{issued: map[string][]string{}, owner: map[string]string{}}
+	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if r.URL.Path == pathAccessToken {
+			var req struct {
+				Refresh string `json:"refresh_token"`
+			}
+			json.NewDecoder(r.Body).Decode(&req)
+			tok := fmt.Sprintf("access-%03d-9f8e7d6c5b4a39281706f5e4d3c2b1a0", len(e.owner))
+			e.issued[req.Refresh] = append(e.issued[req.Refresh], tok)
+			e.owner[tok] = req.Refresh
+			// Already expired: the client exchanges again before every call.
+			fmt.Fprintf(w, `{"access_token":%q,"expires_at_rfc3339":"2000-01-01T00:00:00Z"}`, tok)
+			return
+		}
+		api := e.owner[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+		status, body := e.answer(e.secret(api, e.issued[api]))
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(e.Close)
+	return e
+}
+
+// secrets lists every token the server has seen or issued.
+func (e *echoServer) secrets() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for api, issued := range e.issued {
+		out = append(append(out, api), issued...)
+	}
+	return out
+}
+
+// assertNoSecret checks that text holds no 8-byte piece of any secret, in
+// any of the forms a server might use.
+func assertNoSecret(t *testing.T, what, text string, secrets []string) {
+	t.Helper()
+	for _, s := range secrets {
+		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), jsonForm(s)} {
+			for i := 0; i+8 <= len(form); i++ {
+				if strings.Contains(text, form[i:i+8]) {
+					t.Errorf("%s holds %q, a piece of a secret: %s", what, form[i:i+8], text)
+					return
+				}
+			}
+		}
+	}
+}
+
+func jsonForm(s string) string { b, _ := json.Marshal(s); return string(b[1 : len(b)-1]) }
+
+// Issue 9.1: a server that echoes a token, in any shape, never gets it
+// into an error, Stats().LastError, a log line, an OnFallback reason or a
+// panic.
+func TestTokensNeverLeakFromAnEchoingServer(t *testing.T) {
+	api := func(api string, _ []string) string { return api }
+	firstAccess := func(_ string, issued []string) string { return issued[0] }
+	padding := strings.Repeat("x", 290)
+	shapes := []struct {
+		name   string
+		secret func(string, []string) string
+		answer func(secret string) (int, string)
+	}{
+		{"usage n_bits as a string", api, func(s string) (int, string) { return 200, fmt.Sprintf(`{"n_bits":%s}`, mustJSON(s)) }},
+		{"numbers member name", firstAccess, func(s string) (int, string) { return 200, fmt.Sprintf(`{%s:[1]}`, mustJSON(s)) }},
+		{"numbers string value", api, func(s string) (int, string) { return 200, fmt.Sprintf(`[1,%s]`, mustJSON(s)) }},
+		{"long detail then the token", api, func(s string) (int, string) {
+			return 400, fmt.Sprintf(`{"detail":%s}`, mustJSON(padding+s))
+		}},
+		{"token cut by the message limit", api, func(s string) (int, string) {
+			return 400, fmt.Sprintf(`{"detail":%s}`, mustJSON(padding[:285]+s))
+		}},
+		{"detail object with \\u escapes", api, func(s string) (int, string) {
+			var b strings.Builder
+			for _, r := range s {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+			return 400, `{"detail":{"token":"` + b.String() + `"}}`
+		}},
+		{"percent-encoded in plain text", api, func(s string) (int, string) {
+			return 503, "upstream said: https://auth.example/?t=" + url.QueryEscape(s)
+		}},
+		{"percent-encoded, every byte", api, func(s string) (int, string) {
+			var b strings.Builder
+			for i := range len(s) {
+				fmt.Fprintf(&b, "%%%02x", s[i])
+			}
+			return 422, fmt.Sprintf(`{"detail":[{"loc":["body",%q],"msg":"bad"}]}`, b.String())
+		}},
+		{"an early access token, after many", firstAccess, func(s string) (int, string) {
+			return 400, fmt.Sprintf(`{"detail":"token %s is stale"}`, s)
+		}},
+	}
+	for _, sh := range shapes {
+		t.Run(sh.name, func(t *testing.T) {
+			e := newEchoServer(t)
+			e.secret = func(string, []string) string { return "" }
+			e.answer = func(string) (int, string) { return 200, "[1,2,3,4,5,6,7,8]" }
+			var logs bytes.Buffer
+			var mu sync.Mutex
+			logger := slog.New(slog.NewTextHandler(&syncWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			c, err := NewClient(ClientConfig{Token: oddToken, BaseURL: e.URL, MaxRetries: 1, Logger: logger})
+			require.NoError(t, err)
+			c.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+			for range 10 { // ten access tokens held, one per call
+				_, err := c.RandomNumbers(context.Background(), 8, 4)
+				require.NoError(t, err)
+			}
+			e.secret, e.answer = sh.secret, sh.answer
+			var texts []string
+			if _, err := c.Usage(context.Background(), time.Now(), time.Now()); err != nil {
+				texts = append(texts, err.Error())
+			}
+			if _, err := c.RandomNumbers(context.Background(), 8, 16); err != nil {
+				texts = append(texts, err.Error())
+			}
+			require.NotEmpty(t, texts, "the echoing answers are refused")
+
+			// The same through a Source: stats, log, fallback reason, panic.
+			var reasons []string
+			src := NewSource(Config{Token: oddToken + "-source", BaseURL: e.URL, BatchSize: 256, Workers: 1, MaxRetries: 1,
+				Logger: logger, WaitTimeout: time.Second,
+				OnFallback: func(ev FallbackEvent) {
+					if ev.Reason != nil {
+						reasons = append(reasons, ev.Reason.Error())
+					}
+				}})
+			src.client.sleep = c.sleep
+			_, err = src.Read(make([]byte, 8))
+			require.NoError(t, err)
+			if le := src.Stats().LastError; le != nil {
+				texts = append(texts, le.Error())
+			}
+			never := NewSource(Config{Token: oddToken + "-never", BaseURL: e.URL, BatchSize: 256, Workers: 1, MaxRetries: -1,
+				Logger: logger, Fallback: FallbackNever})
+			func() {
+				defer func() { texts = append(texts, fmt.Sprint(recover())) }()
+				never.Uint64()
+			}()
+			src.Close()
+			never.Close()
+			texts = append(texts, reasons...)
+			mu.Lock()
+			texts = append(texts, logs.String())
+			mu.Unlock()
+			for i, text := range texts {
+				assertNoSecret(t, fmt.Sprintf("output %d", i), text, e.secrets())
+			}
+		})
+	}
+}
+
+func mustJSON(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func TestRedactForms(t *testing.T) {
+	var k secrets
+	k.add("short")          // too short to be treated as a secret
+	k.add("Secret/Value+1") // escapes differently in each form
+	for in, want := range map[string]string{
+		"a Secret/Value+1 b":           "a [REDACTED] b",
+		"q=Secret%2FValue%2B1":         "q=[REDACTED]",
+		"p/Secret%2FValue+1":           "p/[REDACTED]",
+		`"Secret\/Value+1"`:            `"[REDACTED]"`,
+		`\u0053ecret/Value\u002b1 x`:   "[REDACTED] x",
+		"%53%65cret/Value%2b1":         "[REDACTED]",
+		"a short word":                 "a short word",
+		"100% sure, \\n is a newline":  "100% sure, \\n is a newline",
+		"Secret/Value+Secret/Value+1x": "Secret/Value+[REDACTED]x",
+	} {
+		assert.Equal(t, want, k.redact(in), in)
+	}
+}
