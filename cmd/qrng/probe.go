@@ -946,7 +946,7 @@ func (p *prober) checkQuota(ctx context.Context, l *probeLine) {
 		if p.usedBits >= 0 {
 			used = fmt.Sprintf(" (%d bits used this month)", p.usedBits)
 		}
-		l.unknown("200: this month's quota is not spent"+used+", so its answer cannot be seen", "")
+		l.unknown("200: the quota is not spent"+used, "")
 	case mentionsQuota(x) && x.Status == http.StatusTooManyRequests:
 		l.holds(came)
 	case mentionsQuota(x) && (x.Status == http.StatusPaymentRequired || x.Status == http.StatusForbidden):

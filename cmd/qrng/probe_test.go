@@ -194,7 +194,7 @@ func TestProbeUnspentQuotaCannotBeSeen(t *testing.T) {
 	r, rep := runProbeJSON(t, envFor(srv.Token, srv.URL))
 	assert.Equal(t, 0, r.code, "could not tell, without a failed request, is not an error: %s", r.stderr)
 	assert.Equal(t, expect(map[string]string{"quota": verdictUnknown}), verdicts(rep))
-	assert.Contains(t, line(rep, "quota").CameBack, "200: this month's quota is not spent (4580 bits used this month)")
+	assert.Contains(t, line(rep, "quota").CameBack, "200: the quota is not spent (4580 bits used this month)")
 	assert.Empty(t, line(rep, "quota").Error)
 	assert.Equal(t, probeSpendBefore(64)+probeSmallBits, rep.BitsSpent)
 }
