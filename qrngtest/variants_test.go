@@ -58,10 +58,10 @@ func TestQuotaStatus(t *testing.T) {
 }
 
 func TestUsageInBytes(t *testing.T) {
-	today := time.Now().UTC().Format(time.DateOnly)
-	period := `{"start_date":"` + today + `","end_date":"` + today + `"}`
+	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	period := `{"start_date":"2026-11-27","end_date":"2026-11-27"}`
 	for _, inBytes := range []bool{false, true} {
-		s := NewServer(Options{UsageInBytes: inBytes})
+		s := NewServer(Options{Now: clk.Now, UsageInBytes: inBytes})
 		tok := accessToken(t, s)
 		for range 3 { // 3 * 5 * 16 = 240 bits, 30 bytes
 			code, _, _ := post(t, s.URL+PathRandomNumbers, tok, quickstart)

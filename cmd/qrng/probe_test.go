@@ -419,13 +419,13 @@ func TestProbeTimeoutDiffersOnLatency(t *testing.T) {
 		<-r.Context().Done() // never answers; ends when the probe gives up
 		return true
 	})
-	r, rep := runProbeJSON(t, envFor(em.Token(), hs.URL), "-timeout", "500ms")
+	r, rep := runProbeJSON(t, envFor(em.Token(), hs.URL), "-timeout", "1s")
 	assert.Equal(t, 1, r.code)
 	lat := line(rep, "latency")
 	assert.Equal(t, verdictDiffers, lat.Verdict)
-	assert.Equal(t, "ClientConfig.AttemptTimeout: more than 500ms", lat.Setting)
+	assert.Equal(t, "ClientConfig.AttemptTimeout: more than 1s", lat.Setting)
 	assert.Equal(t, verdictUnknown, line(rep, "usage").Verdict)
-	assert.Equal(t, "no answer within 500ms", line(rep, "usage").Error)
+	assert.Equal(t, "no answer within 1s", line(rep, "usage").Error)
 }
 
 func TestProbeInterruptedStops(t *testing.T) {
