@@ -47,6 +47,28 @@ type Options struct {
 	Record bool
 	// Now is the emulator's clock. Default time.Now.
 	Now func() time.Time
+
+	// The options below make the emulator differ from what this module
+	// assumes about the live service (README, "What is unknown about the
+	// live API"), so that a test can show how a client or `qrng probe`
+	// copes with a service that turns out otherwise.
+
+	// ExpiresInRelative makes the token answer's expires_in the access
+	// token's lifetime in seconds instead of an absolute Unix time (the form
+	// QCI's guide shows). expires_at_rfc3339 stays absolute. Default off.
+	ExpiresInRelative bool
+	// QuotaStatus is the status of the answer to a request that would pass
+	// the monthly quota; its message still mentions "quota" and it still
+	// carries Retry-After. Default 429. It must be 400..599.
+	QuotaStatus int
+	// UsageInBytes makes the usage endpoint count bytes (the bits served,
+	// divided by 8) in its n_bits field, rather than n_samples * n_bits.
+	// The quota is still counted in bits. Default off.
+	UsageInBytes bool
+	// WrapAnswers makes every 200 answer of the random-numbers endpoint
+	// {"data": [...]} instead of a bare array, as Fault.Wrap does for one
+	// answer. Default off.
+	WrapAnswers bool
 }
 
 // Paths of the emulated endpoints.
@@ -85,11 +107,16 @@ type Emulator struct {
 }
 
 // New returns an Emulator for opts. It panics if opts is invalid (a
-// negative duration or MaxBits outside 1..64), which is a programming error.
+// negative duration, MaxBits outside 1..64, QuotaStatus outside 400..599),
+// which is a programming error.
 func New(opts Options) *Emulator {
-	if opts.AccessTokenTTL < 0 || opts.MaxBits < 0 || opts.MaxBits > 64 || opts.MaxSamples < 0 {
-		panic(fmt.Sprintf("qrngtest: invalid Options (AccessTokenTTL %s, MaxBits %d, MaxSamples %d)",
-			opts.AccessTokenTTL, opts.MaxBits, opts.MaxSamples))
+	if opts.AccessTokenTTL < 0 || opts.MaxBits < 0 || opts.MaxBits > 64 || opts.MaxSamples < 0 ||
+		opts.QuotaStatus != 0 && (opts.QuotaStatus < 400 || opts.QuotaStatus > 599) {
+		panic(fmt.Sprintf("qrngtest: invalid Options (AccessTokenTTL %s, MaxBits %d, MaxSamples %d, QuotaStatus %d)",
+			opts.AccessTokenTTL, opts.MaxBits, opts.MaxSamples, opts.QuotaStatus))
+	}
+	if opts.QuotaStatus == 0 {
+		opts.QuotaStatus = http.StatusTooManyRequests
 	}
 	if opts.AccessTokenTTL == 0 {
 		opts.AccessTokenTTL = time.Hour
@@ -212,9 +239,13 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.access[tok] = exp
 	e.mu.Unlock()
+	expiresIn := exp.Unix()
+	if e.opts.ExpiresInRelative {
+		expiresIn = int64(e.opts.AccessTokenTTL / time.Second)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token":       tok,
-		"expires_in":         exp.Unix(),
+		"expires_in":         expiresIn,
 		"expires_at_rfc3339": exp.UTC().Format(time.RFC3339),
 		"scope":              "access_token",
 		"token_type":         "bearer",
@@ -284,7 +315,7 @@ func (e *Emulator) serveRandom(w http.ResponseWriter, r *http.Request, f Fault) 
 		e.mu.Unlock()
 		next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(next.Sub(now).Seconds())+1, 10))
-		writeDetail(w, http.StatusTooManyRequests, "monthly quota exceeded: "+strconv.FormatInt(e.opts.QuotaBits, 10)+" bits")
+		writeDetail(w, e.opts.QuotaStatus, "monthly quota exceeded: "+strconv.FormatInt(e.opts.QuotaBits, 10)+" bits")
 		return
 	}
 	var values []uint64
@@ -303,6 +334,9 @@ func (e *Emulator) serveRandom(w http.ResponseWriter, r *http.Request, f Fault) 
 		e.batches = append(e.batches, values)
 	}
 	e.mu.Unlock()
+	if e.opts.WrapAnswers {
+		f.Wrap = true
+	}
 	e.writeValues(w, r, values, bits, f)
 }
 
@@ -375,6 +409,9 @@ func (e *Emulator) serveUsage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	e.mu.Unlock()
+	if e.opts.UsageInBytes {
+		sum /= 8
+	}
 	writeJSON(w, http.StatusOK, map[string]int64{"n_bits": sum})
 }
 

@@ -45,6 +45,7 @@ commands:
   floats   floats uniform in [0, 1): -n COUNT
   usage    bits consumed: -from DATE -to DATE (YYYY-MM-DD, UTC)
   serve    run the local emulator: -addr HOST:PORT, -token TOKEN
+  probe    check the live service against the library's assumptions (run it first): -json, -o FILE
 
 common flags (after the command): -emulator, -fallback never|quota|error, -bits WIDTH
 environment: QCI_TOKEN (API token), QCI_API_URL (service address)
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = e.usage(rest)
 	case "serve":
 		err = e.serve(rest)
+	case "probe":
+		err = e.probe(rest)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usageText)
 		return 0
