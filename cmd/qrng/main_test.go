@@ -196,7 +196,8 @@ func TestUsageCommand(t *testing.T) {
 	today := time.Now().UTC().Format(time.DateOnly)
 	r := runCmd(t, env, "usage", "-from", today, "-to", today)
 	require.Equal(t, 0, r.code, r.stderr)
-	assert.True(t, strings.HasPrefix(r.stdout, "128 bits used from "+today), r.stdout)
+	// 8 values, fetched as the smallest batch: 256 values of 16 bits (512 bytes).
+	assert.True(t, strings.HasPrefix(r.stdout, "4096 bits used from "+today), r.stdout)
 }
 
 // countingWriter accepts limit bytes, then fails like a closed pipe.
