@@ -1,16 +1,16 @@
 package qrng
 
-import "encoding/binary"
-
 // buffer is a FIFO of packed random bytes waiting to be served. Bytes are
-// erased (set to zero) as they are served, and chunks are recycled only
-// after erasing. A buffer is not safe for concurrent use; Source guards it
-// with its mutex.
+// erased (set to zero) as they are served. A chunk that bytes were served
+// from, or windows cut from, is dropped when exhausted, never reused: a
+// window's claimer may still be copying from it. Only chunks that were
+// never pushed (a failed fetch's) are recycled. A buffer is not safe for
+// concurrent use; Source guards it with its mutex.
 type buffer struct {
 	chunks [][]byte // chunks[0][off:] is served next; every chunk is non-empty
 	off    int      // 0 <= off < len(chunks[0]) when chunks is not empty
 	n      int      // unread bytes in all chunks
-	spare  [][]byte // erased chunks kept for reuse, at most maxSpare
+	spare  [][]byte // erased, never-pushed chunks kept for reuse, at most maxSpare
 }
 
 const maxSpare = 4
@@ -28,23 +28,14 @@ func (b *buffer) push(p []byte) {
 func (b *buffer) len() int { return b.n }
 
 // take copies up to len(dst) unread bytes into dst, erases them, and
-// returns how many it copied.
+// returns how many it copied. It copies and erases in pieces of eraseStep,
+// so that each piece is still in cache when it is erased.
 func (b *buffer) take(dst []byte) int {
-	if len(b.chunks) > 0 {
-		if head := b.chunks[0]; len(dst) < len(head)-b.off {
-			// The common case: the head chunk holds all of dst and more.
-			src := head[b.off : b.off+len(dst)]
-			copy(dst, src)
-			clear(src)
-			b.off += len(dst)
-			b.n -= len(dst)
-			return len(dst)
-		}
-	}
 	total := 0
 	for len(dst) > 0 && b.n > 0 {
 		head := b.chunks[0][b.off:]
-		m := copy(dst, head)
+		m := min(len(dst), len(head), eraseStep)
+		copy(dst, head[:m])
 		clear(head[:m])
 		dst = dst[m:]
 		total += m
@@ -57,39 +48,30 @@ func (b *buffer) take(dst []byte) int {
 	return total
 }
 
-// uint64 serves the next 8 bytes as a big-endian value, if there are 8.
-func (b *buffer) uint64() (uint64, bool) {
-	if b.n < 8 {
-		return 0, false
+const eraseStep = 16 << 10
+
+// carve hands over up to n unread bytes of the head chunk, without copying
+// or erasing them: whoever receives them serves and erases them.
+func (b *buffer) carve(n int) []byte {
+	if b.n == 0 {
+		return nil
 	}
 	head := b.chunks[0]
-	if b.off+8 <= len(head) {
-		p := head[b.off : b.off+8]
-		v := binary.BigEndian.Uint64(p)
-		clear(p)
-		b.off += 8
-		b.n -= 8
-		if b.off == len(head) {
-			b.retire()
-		}
-		return v, true
+	m := min(n, len(head)-b.off)
+	p := head[b.off : b.off+m : b.off+m]
+	b.off += m
+	b.n -= m
+	if b.off == len(head) {
+		b.retire()
 	}
-	var tmp [8]byte
-	b.take(tmp[:])
-	v := binary.BigEndian.Uint64(tmp[:])
-	clear(tmp[:])
-	return v, true
+	return p
 }
 
-// retire drops the exhausted (already erased) head chunk.
+// retire drops the exhausted (already erased or handed over) head chunk.
 func (b *buffer) retire() {
-	c := b.chunks[0]
 	b.chunks[0] = nil
 	b.chunks = b.chunks[1:]
 	b.off = 0
-	if len(b.spare) < maxSpare {
-		b.spare = append(b.spare, c[:cap(c)])
-	}
 }
 
 // chunk returns an erased slice of length n for a new batch.
@@ -113,9 +95,14 @@ func (b *buffer) recycle(p []byte) {
 	}
 }
 
-// erase clears every unread byte and drops all chunks.
+// erase clears every unread byte and drops all chunks. Bytes before the
+// head's offset are not touched: they were served, or handed to a window
+// whose claimers may still be copying them.
 func (b *buffer) erase() {
 	for i, c := range b.chunks {
+		if i == 0 {
+			c = c[b.off:]
+		}
 		clear(c)
 		b.chunks[i] = nil
 	}

@@ -1,11 +1,13 @@
 package qrng
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -14,20 +16,38 @@ import (
 // fallback policy forbids crypto/rand; then it returns the bytes it did
 // serve and the reason (for example ErrQuotaExceeded, or the last fetch
 // error). It waits only when the buffer is empty, each time for at most
-// Config.WaitTimeout. Reads of any size are served across batches.
+// Config.WaitTimeout. Reads of any size are served across batches; reads
+// of up to 256 bytes take no lock while the Source has bytes ready.
 func (s *Source) Read(p []byte) (int, error) {
-	s.mu.Lock()
-	if n := len(p); n <= s.buf.n && n > 0 && s.fastLocked() {
-		s.buf.take(p)
-		s.stats.QuantumBytes += int64(n)
-		if s.buf.n < s.low {
-			s.kickLocked(false)
+	if n := len(p); n > 0 && n <= maxClaim {
+		sl := &s.win
+		if st := s.stripes.Load(); st != nil {
+			sl = &st[stripeHint()&(numStripes-1)]
 		}
-		s.mu.Unlock()
-		return n, nil
+		if w := sl.w.Load(); w != nil {
+			end := w.off.Add(int64(n))
+			if end <= int64(len(w.b)) && s.trace == nil {
+				src := w.b[end-int64(n) : end]
+				copy(p, src)
+				clear(src)
+				return n, nil
+			}
+			k := s.settle(w, end, p)
+			return s.readRest(p, k)
+		}
+		return s.readRest(p, 0)
 	}
-	s.mu.Unlock()
 	return s.read(context.Background(), p)
+}
+
+// readRest completes a small read whose first k bytes are served.
+func (s *Source) readRest(p []byte, k int) (int, error) {
+	k += s.serveWindows(p[k:])
+	if k == len(p) {
+		return k, nil
+	}
+	n, err := s.read(context.Background(), p[k:])
+	return k + n, err
 }
 
 // ReadContext is Read with a context: if ctx ends while the caller waits
@@ -38,12 +58,6 @@ func (s *Source) ReadContext(ctx context.Context, p []byte) (int, error) {
 		return 0, err
 	}
 	return s.read(ctx, p)
-}
-
-// fastLocked reports whether buffered bytes may be served with no extra
-// step: not closed, not mixed, not switching back from fallback, no tap.
-func (s *Source) fastLocked() bool {
-	return !s.closed && !s.mix && !s.fallback && s.tap == nil
 }
 
 // read is Read's general path: waiting, fallback, mixing, events. The
@@ -66,6 +80,10 @@ loop:
 		if s.closed {
 			err = ErrClosed
 			break
+		}
+		if m := s.drainWindowsLocked(p[n:]); m > 0 {
+			n += m // bytes already cut into windows come first: stream order
+			continue
 		}
 		if s.buf.n > 0 {
 			n += s.takeLocked(p[n:])
@@ -201,17 +219,27 @@ func (s *Source) deliver() {
 // takeLocked serves buffered bytes into p.
 func (s *Source) takeLocked(p []byte) int {
 	m := s.buf.take(p)
-	if s.tap != nil {
-		s.tap(s.served, p[:m])
-		s.served += int64(m)
+	if s.tap != nil || s.trace != nil {
+		c := bytes.Clone(p[:m]) // a copy: p must not escape
+		if s.tap != nil {
+			s.tap(s.served, c)
+		}
+		if s.trace != nil {
+			s.trace(s.served, c)
+		}
 	}
+	s.served += int64(m)
 	s.stats.QuantumBytes += int64(m)
 	return m
 }
 
+// pads holds crypto/rand scratch space, so that mixing and fallback do
+// not allocate (a buffer handed to crypto/rand escapes to the heap).
+var pads = sync.Pool{New: func() any { return new([256]byte) }}
+
 // mixCrypto XORs p with crypto/rand bytes (SP 800-90C's XOR construction).
 func mixCrypto(p []byte) {
-	var pad [256]byte
+	pad := pads.Get().(*[256]byte)
 	for len(p) > 0 {
 		k := min(len(p), len(pad))
 		rand.Read(pad[:k])
@@ -221,6 +249,7 @@ func mixCrypto(p []byte) {
 		p = p[k:]
 	}
 	clear(pad[:])
+	pads.Put(pad)
 }
 
 // report logs a fallback switch and tells Config.OnFallback.

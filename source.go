@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qrng-go/qrng/internal/health"
@@ -142,6 +143,11 @@ type Source struct {
 	cancel context.CancelFunc
 	g      *errgroup.Group
 
+	// Lock-free serving (window.go): win is the one window while callers
+	// come one at a time; stripes, once set, replaces it for good.
+	win     slot
+	stripes atomic.Pointer[[numStripes]slot]
+
 	reportMu sync.Mutex // held while delivering events, so they arrive in order
 
 	mu        sync.Mutex // guards all below
@@ -169,9 +175,15 @@ type Source struct {
 	// offset in the stream of pushed bytes; onPush sees each pushed batch.
 	// While tap is set, reads take the general path and served counts
 	// the bytes served, giving the offsets.
-	tap    func(off int64, p []byte)
-	onPush func(p []byte)
-	served int64
+	// trace, unlike tap, keeps the lock-free paths and is called from
+	// any goroutine. served counts bytes taken from the buffer.
+	tap   func(off int64, p []byte)
+	trace func(off int64, p []byte)
+	// oneWindow keeps every caller on one window (no stripes), so that a
+	// test can make all claims contend for one cursor.
+	oneWindow bool
+	onPush    func(p []byte)
+	served    int64
 }
 
 // NewSource returns a Source for cfg. It panics if a Config field can
@@ -251,31 +263,44 @@ func batchValues(n, bits int) int {
 // Read would return (for example ErrQuotaExceeded or ErrClosed), since the
 // rand.Source interface has no room for an error. Bytes taken for a value
 // that ends in a panic are erased and not counted as served.
+//
+// It takes no lock while the Source has bytes ready (see window.go): one
+// atomic add claims the 8 bytes, which are copied and erased.
 func (s *Source) Uint64() uint64 {
-	s.mu.Lock()
-	if s.buf.n >= 8 && s.fastLocked() {
-		v, _ := s.buf.uint64()
-		s.stats.QuantumBytes += 8
-		if s.buf.n < s.low {
-			s.kickLocked(false)
-		}
-		s.mu.Unlock()
-		return v
+	sl := &s.win
+	if st := s.stripes.Load(); st != nil {
+		sl = &st[stripeHint()&(numStripes-1)]
 	}
-	s.mu.Unlock()
-	return s.uint64Slow()
+	if w := sl.w.Load(); w != nil {
+		end := w.off.Add(8)
+		if end <= int64(len(w.b)) && s.trace == nil {
+			p := w.b[end-8 : end]
+			v := binary.BigEndian.Uint64(p)
+			binary.NativeEndian.PutUint64(p, 0)
+			return v
+		}
+		var b [8]byte
+		k := s.settle(w, end, b[:])
+		return s.uint64Slow(&b, k)
+	}
+	var b [8]byte
+	return s.uint64Slow(&b, 0)
 }
 
-// uint64Slow is Uint64's general path.
-func (s *Source) uint64Slow() uint64 {
-	var b [8]byte
-	n, err := s.read(context.Background(), b[:])
-	if err != nil {
-		clear(b[:])
-		s.mu.Lock()
-		s.stats.QuantumBytes -= int64(n) // taken and erased, but nobody received them
-		s.mu.Unlock()
-		panic(err)
+// uint64Slow completes a value whose first k bytes are in b.
+func (s *Source) uint64Slow(b *[8]byte, k int) uint64 {
+	if k < 8 {
+		k += s.serveWindows(b[k:])
+	}
+	if k < 8 {
+		n, err := s.read(context.Background(), b[k:])
+		if err != nil {
+			clear(b[:])
+			s.mu.Lock()
+			s.stats.QuantumBytes -= int64(k + n) // taken and erased, but nobody received them
+			s.mu.Unlock()
+			panic(err)
+		}
 	}
 	v := binary.BigEndian.Uint64(b[:])
 	clear(b[:])
@@ -297,6 +322,7 @@ func (s *Source) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.reclaimLocked() // no claim succeeds from here on
 	s.broadcastLocked()
 	started := s.started
 	s.mu.Unlock()
@@ -305,6 +331,7 @@ func (s *Source) Close() error {
 		s.g.Wait()
 	}
 	s.mu.Lock()
+	s.reclaimLocked()
 	s.buf.erase()
 	s.mu.Unlock()
 	if s.client != nil {
@@ -318,7 +345,9 @@ func (s *Source) Close() error {
 func (s *Source) Stats() Stats {
 	s.mu.Lock()
 	st := s.stats
-	st.Buffered = s.buf.len()
+	unclaimed := s.unclaimedLocked()
+	st.QuantumBytes -= int64(unclaimed) // cut into windows, not yet claimed
+	st.Buffered = s.buf.len() + unclaimed
 	st.FallbackActive = s.fallback
 	st.LastError = s.lastErr
 	if s.quotaErr != nil {

@@ -354,15 +354,19 @@ func TestCloseDuringSlowRequests(t *testing.T) {
 
 func TestCloseErasesBuffer(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{})
-	src := newTestSource(t, srv, Config{BatchSize: 1000, Workers: 1})
-	src.Uint64()
-	src.mu.Lock()
-	chunks := append([][]byte(nil), src.buf.chunks...)
-	src.mu.Unlock()
-	require.NotEmpty(t, chunks)
+	src := newTestSource(t, srv, Config{BatchSize: 8192, Workers: 1})
+	var mu sync.Mutex
+	var chunks [][]byte // the batches' own memory, not copies
+	src.onPush = func(p []byte) { mu.Lock(); chunks = append(chunks, p); mu.Unlock() }
+	src.Uint64() // cuts a window from the first batch
+	_, err := src.Read(make([]byte, 100))
+	require.NoError(t, err)
 	require.NoError(t, src.Close())
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, chunks)
 	for _, c := range chunks {
-		assert.Equal(t, make([]byte, len(c)), c, "erased")
+		assert.Equal(t, make([]byte, len(c)), c, "erased: served bytes, the window's unclaimed bytes and the rest")
 	}
 }
 
@@ -376,16 +380,17 @@ func TestServedBytesAreErased(t *testing.T) {
 	assert.Equal(t, 3, b.take(p))
 	assert.Equal(t, []byte{1, 2, 3}, p)
 	assert.Equal(t, []byte{0, 0, 0, 4, 5, 6, 7, 8, 9, 10}, c1, "served bytes erased, the rest kept")
-	v, ok := b.uint64() // spans both chunks
-	require.True(t, ok)
-	assert.Equal(t, uint64(0x0405060708090a0b), v)
+	p = make([]byte, 8)
+	assert.Equal(t, 8, b.take(p)) // spans both chunks
+	assert.Equal(t, []byte{4, 5, 6, 7, 8, 9, 10, 11}, p)
 	assert.Equal(t, make([]byte, 10), c1)
 	assert.Equal(t, []byte{0, 12, 13, 14, 15, 16}, c2)
 	assert.Equal(t, 5, b.len())
-	_, ok = b.uint64()
-	assert.False(t, ok, "fewer than 8 bytes left")
+	w := b.carve(2) // handed over, not erased: the window's claimers erase
+	assert.Equal(t, []byte{12, 13}, w)
+	assert.Equal(t, 3, b.len())
 	b.erase()
-	assert.Equal(t, make([]byte, 6), c2)
+	assert.Equal(t, []byte{0, 12, 13, 0, 0, 0}, c2)
 	assert.Zero(t, b.len())
 }
 
