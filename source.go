@@ -382,21 +382,28 @@ func (s *Source) startLocked() {
 // whether a caller found the buffer empty (the only trigger under
 // OnDemand); such a caller also wakes workers that a refill left idle (after
 // a quota stop or a cooldown), provided a fetch may start now.
+//
+// Depth follows demand: the target doubles, up to BufferSize, each time a
+// refill starts and each time a caller finds the buffer empty, so a reader
+// faster than one fetch at a time soon has every worker fetching.
 func (s *Source) kickLocked(waiting bool) {
 	if s.closed || (!waiting && (s.onDemand || s.buf.n >= s.low)) {
 		return // a waiting caller found the buffer empty: always below the mark
 	}
 	s.startLocked()
-	if s.filling {
+	grew := false
+	if !s.onDemand && s.stats.QuantumBytes > 0 && (waiting || !s.filling) && s.target < s.capacity {
+		s.target = min(2*s.target, s.capacity) // demand is real: prefetch deeper
+		s.low = s.target / 2
+		grew = true
+	}
+	if s.filling && !grew {
 		if !waiting || s.inflight > 0 {
 			return // a refill is under way
 		}
 		if quota, cooling := s.blockedLocked(s.now()); quota || cooling {
 			return // no fetch may start: do not wake workers for nothing
 		}
-	} else if !s.onDemand && s.stats.QuantumBytes > 0 {
-		s.target = min(2*s.target, s.capacity) // demand is real: prefetch deeper
-		s.low = s.target / 2
 	}
 	s.filling = true
 	close(s.wake)

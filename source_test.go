@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -590,4 +593,76 @@ func TestTinyBatchesStillRefill(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 5, n)
 	assert.Equal(t, concat(srv.Batches())[:40], bitpack.Unpack(out, 1, 40))
+}
+
+// Issue 11.4: a reader faster than one fetch at a time is demand enough
+// for every worker. The first release doubled the depth only when a refill
+// completed, which such a reader never lets happen: at most two requests
+// were ever in flight, whatever Workers and BufferSize said.
+func TestDepthFollowsDemand(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{QuotaBits: -1})
+	srv.Inject(qrngtest.Fault{Latency: 30 * time.Millisecond, Times: -1})
+	var inFlight, most atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == qrngtest.PathRandomNumbers {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+		}
+		srv.Emulator.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	src := NewSource(Config{Token: srv.Token, BaseURL: front.URL, BatchSize: 4096, Workers: 4,
+		BufferSize: 64 * 8192, Fallback: FallbackNever, WaitTimeout: time.Minute, Logger: discardLogger()})
+	t.Cleanup(func() { src.Close() })
+	p := make([]byte, 64<<10) // a reader always waiting for more than a batch
+	for range 8 {               // 512 KiB: 64 batches
+		_, err := src.Read(p)
+		require.NoError(t, err)
+	}
+	assert.GreaterOrEqual(t, most.Load(), int64(4), "every worker fetched at once")
+}
+
+// Once the depth has grown, bursts larger than a batch with pauses between
+// them never wait.
+func TestBurstyReaderStopsWaitingOnceDeep(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{QuotaBits: -1})
+	srv.Inject(qrngtest.Fault{Latency: 10 * time.Millisecond, Times: -1})
+	src := newTestSource(t, srv, Config{BatchSize: 4096, Workers: 2, BufferSize: 16 * 8192,
+		Fallback: FallbackNever, WaitTimeout: time.Minute})
+	burst := make([]byte, 3*8192)
+	var waitsAfter []int64
+	for range 8 {
+		_, err := src.Read(burst)
+		require.NoError(t, err)
+		waitsAfter = append(waitsAfter, src.Stats().Waits)
+		// Idle until the refill is done (no wall-clock guess: ask the Source).
+		require.Eventually(t, func() bool {
+			src.mu.Lock()
+			defer src.mu.Unlock()
+			return !src.filling && src.inflight == 0
+		}, time.Minute, time.Millisecond)
+	}
+	assert.Equal(t, waitsAfter[3], waitsAfter[len(waitsAfter)-1], "no waits once deep: %v", waitsAfter)
+}
+
+// The rule itself: a caller who finds the buffer empty while a refill is
+// under way is demand too (the first release grew the depth only when a
+// refill started, which a reader that always drains first never allows).
+func TestEmptyBufferDuringRefillDeepens(t *testing.T) {
+	src := NewSource(Config{Token: "t", BaseURL: "http://127.0.0.1:1", BatchSize: 256, BufferSize: 64 * 512,
+		Logger: discardLogger()})
+	t.Cleanup(func() { src.Close() })
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	src.stats.QuantumBytes = 512 // not the first fill
+	src.filling, src.inflight = true, 512
+	for want := 1024; want <= 64*512; want *= 2 {
+		src.kickLocked(true)
+		assert.Equal(t, want, src.target)
+		assert.Equal(t, want/2, src.low)
+	}
+	src.kickLocked(true)
+	assert.Equal(t, 64*512, src.target, "never past BufferSize")
 }
