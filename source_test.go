@@ -617,7 +617,7 @@ func TestDepthFollowsDemand(t *testing.T) {
 		BufferSize: 64 * 8192, Fallback: FallbackNever, WaitTimeout: time.Minute, Logger: discardLogger()})
 	t.Cleanup(func() { src.Close() })
 	p := make([]byte, 64<<10) // a reader always waiting for more than a batch
-	for range 8 {               // 512 KiB: 64 batches
+	for range 8 {             // 512 KiB: 64 batches
 		_, err := src.Read(p)
 		require.NoError(t, err)
 	}
