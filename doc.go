@@ -10,8 +10,13 @@
 //     generator for simulations, lotteries and games;
 //   - Read, an io.Reader for keys and nonces.
 //
-// A Source is safe for concurrent use. For a hot loop in one goroutine,
-// rand.New(src.Local()) serves the same bytes without a lock per value.
+// A Source is safe for concurrent use. While it has bytes ready, Uint64
+// and Reads of up to 256 bytes take no lock: each claims its bytes with one
+// atomic add on a published window of up to 4 KiB, and once concurrent
+// callers collide, each goroutine claims from windows of its own. Values
+// are the service's stream in order while one goroutine at a time uses the
+// Source; after that, each value is still bytes of the stream served once,
+// but not in stream order.
 //
 // The numbers are quantum only when they come from the service. They are
 // not quantum when a Source falls back to crypto/rand (see FallbackPolicy;
