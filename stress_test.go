@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -212,4 +213,39 @@ func TestClaimsOnOneCursorAreAtomic(t *testing.T) {
 		}
 	}
 	assert.EqualValues(t, 8*len(seen), src.Stats().QuantumBytes)
+}
+
+// Issue 11: no path allocates per call: the lock-free path, the locked
+// path, mixing and fallback.
+func TestNoAllocationsPerCall(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"quantum", Config{}},
+		{"mix", Config{Mix: true}},
+		{"fallback", Config{Token: "", Fallback: FallbackOnError}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up := &scriptUpstream{script: func(ctx context.Context, call int, p []byte) (int, error) { return fresh(p) }}
+			if c.name == "fallback" {
+				up.script = func(ctx context.Context, call int, p []byte) (int, error) {
+					return 0, fmt.Errorf("%w: scripted outage", ErrServer)
+				}
+			}
+			cfg := c.cfg
+			cfg.Bits, cfg.BatchSize, cfg.BufferSize, cfg.WaitTimeout = 64, 1<<17, 8<<20, time.Minute
+			src := newScriptSource(t, up, cfg)
+			src.cooldown = time.Hour // fallback stays on: no refetch during the count
+			var p [32]byte
+			src.Read(p[:]) // warm up: first fill, or the switch to fallback
+			assert.Zero(t, testing.AllocsPerRun(1000, func() { src.Uint64() }), "Uint64")
+			assert.Zero(t, testing.AllocsPerRun(1000, func() { src.Read(p[:]) }), "Read 32 B")
+			big := make([]byte, 8<<10)
+			assert.Zero(t, testing.AllocsPerRun(100, func() { src.Read(big) }), "Read 8 KiB")
+		})
+	}
 }

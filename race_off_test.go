@@ -1,0 +1,5 @@
+//go:build !race
+
+package qrng
+
+const raceEnabled = false
