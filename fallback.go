@@ -50,16 +50,8 @@ type FallbackEvent struct {
 	Time   time.Time // when the switch happened
 }
 
-// fillFallback fills p from crypto/rand, which never fails (Go 1.24+),
-// through a pooled pad so that p does not escape.
+// fillFallback fills p from crypto/rand, which never fails (Go 1.24+) and
+// does not let p escape.
 func fillFallback(p []byte) {
-	pad := pads.Get().(*[256]byte)
-	for len(p) > 0 {
-		k := min(len(p), len(pad))
-		rand.Read(pad[:k])
-		copy(p, pad[:k])
-		p = p[k:]
-	}
-	clear(pad[:])
-	pads.Put(pad)
+	rand.Read(p)
 }

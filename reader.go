@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 )
 
@@ -233,13 +232,9 @@ func (s *Source) takeLocked(p []byte) int {
 	return m
 }
 
-// pads holds crypto/rand scratch space, so that mixing and fallback do
-// not allocate (a buffer handed to crypto/rand escapes to the heap).
-var pads = sync.Pool{New: func() any { return new([256]byte) }}
-
 // mixCrypto XORs p with crypto/rand bytes (SP 800-90C's XOR construction).
 func mixCrypto(p []byte) {
-	pad := pads.Get().(*[256]byte)
+	var pad [256]byte // crypto/rand.Read does not let it escape (Go 1.24+)
 	for len(p) > 0 {
 		k := min(len(p), len(pad))
 		rand.Read(pad[:k])
@@ -249,7 +244,6 @@ func mixCrypto(p []byte) {
 		p = p[k:]
 	}
 	clear(pad[:])
-	pads.Put(pad)
 }
 
 // report logs a fallback switch and tells Config.OnFallback.
