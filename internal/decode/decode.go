@@ -61,12 +61,20 @@ type scanner struct {
 // but white space follows. It reads at most limit bytes of r. A read error
 // from r is returned wrapped as it is; a malformed body yields an *Error.
 // emit may have been called for some values before an error is returned.
+//
+// Whatever the outcome, the buffer that r was given to fill is cleared
+// before Decode returns, so no value read from the body stays there.
 func Decode(r io.Reader, n, bits int, limit int64, emit func(uint64)) error {
 	if bits < 1 || bits > 64 {
 		return fmt.Errorf("decode: bits %d outside 1..64", bits)
 	}
 	s := &scanner{r: r, buf: make([]byte, bufSize), limit: limit, n: n, index: -1,
 		maxValue: math.MaxUint64 >> (64 - bits)}
+	defer clear(s.buf)
+	return s.decode(emit)
+}
+
+func (s *scanner) decode(emit func(uint64)) error {
 	c, err := s.next()
 	if err != nil {
 		return err
