@@ -15,6 +15,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"strconv"
 )
 
 // Error describes a body that is not a valid answer. Index is the position
@@ -109,7 +110,7 @@ func (s *scanner) decode(emit func(uint64)) error {
 	}
 	switch c, err := s.nonSpace(); {
 	case err == nil:
-		return s.fail(fmt.Sprintf("trailing data %q after the answer", c))
+		return s.fail("trailing data after the answer" + kind(c))
 	case errors.Is(err, errEnd):
 		return nil
 	default:
@@ -170,8 +171,45 @@ func (s *scanner) failValue(msg string) error {
 	return &Error{Offset: s.offset(), Index: s.index, Msg: msg}
 }
 
+// unexpected reports the byte c where want was expected. The message shows
+// that one byte and what it starts, never more of the body: a 200 body
+// could echo a token, and errors end up in logs.
 func (s *scanner) unexpected(c byte, want string) error {
-	return s.fail(fmt.Sprintf("unexpected %q, want %s", c, want))
+	return s.fail("unexpected " + quoteByte(c) + ", want " + want + kind(c))
+}
+
+// quoteByte shows one byte of the body: quoted if printable ASCII, else in hex.
+func quoteByte(c byte) string {
+	if c < 0x20 || c > 0x7e {
+		return fmt.Sprintf("byte 0x%02x", c)
+	}
+	return fmt.Sprintf("%q", c)
+}
+
+// kind names the JSON value that starts with c, as a suffix to a message.
+func kind(c byte) string {
+	switch c {
+	case '"':
+		return " (found a string)"
+	case '{':
+		return " (found an object)"
+	case '[':
+		return " (found an array)"
+	case 't', 'f', 'n':
+		return " (found a literal or a word)"
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return " (found a number)"
+	}
+	return ""
+}
+
+// outOfRange describes a value above max; a value of more than 16 digits
+// is described by its length rather than shown.
+func outOfRange(v, max uint64) string {
+	if v >= 1e16 {
+		return fmt.Sprintf("a %d-digit number is out of range (at most %d)", len(strconv.FormatUint(v, 10)), max)
+	}
+	return fmt.Sprintf("%d is out of range (at most %d)", v, max)
 }
 
 // nonSpace skips JSON white space and returns the next byte without consuming it.
@@ -224,7 +262,7 @@ func (s *scanner) values(emit func(uint64)) error {
 			return err
 		}
 		if v > s.maxValue {
-			return s.failValue(fmt.Sprintf("%d is out of range (at most %d)", v, s.maxValue))
+			return s.failValue(outOfRange(v, s.maxValue))
 		}
 		emit(v)
 		// Fast path for the usual ", " between values.
@@ -271,7 +309,7 @@ func (s *scanner) number() (uint64, error) {
 	case c == '-':
 		return 0, s.failValue("negative number")
 	case c < '0' || c > '9':
-		return 0, s.failValue(fmt.Sprintf("unexpected %q, want a number", c))
+		return 0, s.failValue("unexpected " + quoteByte(c) + ", want a number" + kind(c))
 	}
 	// Fast path: the number ends inside the buffer. Up to 19 digits cannot
 	// overflow (10^19 - 1 < 2^64); a 20th digit is checked against 2^64 - 1.
@@ -358,13 +396,14 @@ func (s *scanner) objectStart() error {
 	if c != '"' {
 		return s.unexpected(c, "the member \"data\"")
 	}
+	start := s.offset()
 	s.pos++
 	key, err := s.key()
 	if err != nil {
 		return err
 	}
 	if key != "data" {
-		return s.fail(fmt.Sprintf("wrapper member %q, want \"data\"", truncate(key, 40)))
+		return &Error{Offset: start, Index: -1, Msg: "unexpected object member, want only \"data\""}
 	}
 	if c, err = s.next(); err != nil {
 		return err
@@ -424,10 +463,10 @@ func (s *scanner) key() (string, error) {
 				b = append(b, 0x7f)
 			}
 		default:
-			return "", s.fail(fmt.Sprintf("bad escape \\%c in a string", c))
+			return "", s.fail("bad escape in a string")
 		}
 	}
-	return "", s.fail("wrapper member name too long")
+	return "", s.fail("unexpected object member (a long name), want only \"data\"")
 }
 
 // byte consumes one byte.
@@ -438,11 +477,4 @@ func (s *scanner) byte() (byte, error) {
 	c := s.buf[s.pos]
 	s.pos++
 	return c, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
