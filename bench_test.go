@@ -6,6 +6,7 @@ import (
 	crand "crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -24,25 +25,21 @@ import (
 
 // warmSource returns a Source whose buffer holds at least n bytes and that
 // never fetches: the benchmarks below measure serving, not the network.
-// Unless distinct is set, one random MiB is pushed again and again: served
-// bytes are erased, so later copies read as zeros, which is fine where the
-// content does not matter (Uint64, Read) but not for rejection sampling.
-func warmSource(b *testing.B, n int64, mix, distinct bool) *Source {
+// Every byte pushed lies in memory of its own (copies of one random MiB),
+// so that served, erased bytes are never served again as zeros (which
+// would make IntN's rejection sampling loop) and large reads are not all
+// from a hot cache.
+func warmSource(b *testing.B, n int64, mix bool) *Source {
 	b.Helper()
 	s := NewSource(Config{Token: "unused", BaseURL: "http://127.0.0.1:1", Mix: mix})
 	b.Cleanup(func() { s.Close() })
-	chunk := make([]byte, 1<<20)
-	crand.Read(chunk)
-	gen := rand.NewChaCha8([32]byte{7})
+	seed := make([]byte, 1<<20)
+	crand.Read(seed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.low = 0 // never refill
-	for pushed := int64(0); pushed < n+8; pushed += int64(len(chunk)) {
-		if distinct {
-			chunk = make([]byte, 1<<20)
-			gen.Read(chunk)
-		}
-		s.buf.push(chunk)
+	for pushed := int64(0); pushed < n+8; pushed += int64(len(seed)) {
+		s.buf.push(bytes.Clone(seed))
 	}
 	return s
 }
@@ -69,112 +66,116 @@ func (l *lockedChaCha8) Uint64() uint64 {
 	return v
 }
 
-func BenchmarkUint64(b *testing.B) {
-	b.Run("qrng", func(b *testing.B) {
-		s := warmSource(b, int64(b.N)*8, false, false)
-		b.ReportAllocs()
-		b.ResetTimer()
-		var sink uint64
-		for range b.N {
-			sink += s.Uint64()
+// goroutineCounts are the parallelisms of BenchmarkServe. Each figure is
+// the time per operation of all goroutines together (as RunParallel
+// reports), so on 2 cores more goroutines cannot go below half the time.
+var goroutineCounts = []int{1, 2, 4, 8}
+
+// serveOps are the calls BenchmarkServe times, with the bytes of the
+// stream each may use (a bound, for warmSource).
+var serveOps = []struct {
+	name  string
+	bytes int64
+	f     func(r *rand.Rand, p []byte)
+}{
+	{"Uint64", 8, func(r *rand.Rand, _ []byte) { r.Uint64() }},
+	{"IntN1000", 16, func(r *rand.Rand, _ []byte) { r.IntN(1000) }},
+	{"Float64", 8, func(r *rand.Rand, _ []byte) { r.Float64() }},
+	{"Perm100", 1600, func(r *rand.Rand, _ []byte) { r.Perm(100) }},
+}
+
+// BenchmarkServe times the drop-in idiom, rand.New(src), and Read of 32
+// bytes at 1, 2, 4 and 8 goroutines sharing one Source, beside ChaCha8 and
+// PCG (one per goroutine), ChaCha8 behind a mutex (shared, as a Source
+// is) and crypto/rand, all in the same run.
+func BenchmarkServe(b *testing.B) {
+	for _, op := range serveOps {
+		for _, g := range goroutineCounts {
+			name := fmt.Sprintf("%s/g=%d/", op.name, g)
+			b.Run(name+"qrng", func(b *testing.B) {
+				src := warmSource(b, int64(b.N)*op.bytes, false)
+				runGoroutines(b, g, func() func() {
+					r := rand.New(src)
+					return func() { op.f(r, nil) }
+				})
+			})
+			b.Run(name+"ChaCha8", func(b *testing.B) {
+				runGoroutines(b, g, func() func() {
+					r := rand.New(rand.NewChaCha8([32]byte{byte(g)}))
+					return func() { op.f(r, nil) }
+				})
+			})
+			b.Run(name+"PCG", func(b *testing.B) {
+				runGoroutines(b, g, func() func() {
+					r := rand.New(rand.NewPCG(1, uint64(g)))
+					return func() { op.f(r, nil) }
+				})
+			})
+			b.Run(name+"ChaCha8Locked", func(b *testing.B) {
+				shared := &lockedChaCha8{c: rand.NewChaCha8([32]byte{1})}
+				runGoroutines(b, g, func() func() {
+					r := rand.New(shared)
+					return func() { op.f(r, nil) }
+				})
+			})
+			b.Run(name+"cryptorand", func(b *testing.B) {
+				runGoroutines(b, g, func() func() {
+					r := rand.New(cryptoSource{})
+					return func() { op.f(r, nil) }
+				})
+			})
 		}
-		_ = sink
-	})
-	b.Run("qrngLocal", func(b *testing.B) {
-		l := warmSource(b, int64(b.N)*8+512, false, false).Local()
-		b.ReportAllocs()
-		b.ResetTimer()
-		var sink uint64
-		for range b.N {
-			sink += l.Uint64()
-		}
-		_ = sink
-	})
-	for _, bl := range []struct {
-		name string
-		src  rand.Source
-	}{
-		{"ChaCha8", rand.NewChaCha8([32]byte{1})},
-		{"ChaCha8Locked", &lockedChaCha8{c: rand.NewChaCha8([32]byte{1})}},
-		{"PCG", rand.NewPCG(1, 2)},
-		{"cryptorand", cryptoSource{}},
-	} {
-		b.Run(bl.name, func(b *testing.B) {
-			b.ReportAllocs()
-			var sink uint64
-			for b.Loop() {
-				sink += bl.src.Uint64()
-			}
-			_ = sink
+	}
+	for _, g := range goroutineCounts {
+		name := fmt.Sprintf("Read32B/g=%d/", g)
+		b.Run(name+"qrng", func(b *testing.B) {
+			src := warmSource(b, int64(b.N)*32, false)
+			b.SetBytes(32)
+			runGoroutines(b, g, func() func() {
+				p := make([]byte, 32)
+				return func() { src.Read(p) }
+			})
+		})
+		b.Run(name+"cryptorand", func(b *testing.B) {
+			b.SetBytes(32)
+			runGoroutines(b, g, func() func() {
+				p := make([]byte, 32)
+				return func() { crand.Read(p) }
+			})
+		})
+		b.Run(name+"ChaCha8", func(b *testing.B) {
+			b.SetBytes(32)
+			runGoroutines(b, g, func() func() {
+				c := rand.NewChaCha8([32]byte{byte(g)})
+				p := make([]byte, 32)
+				return func() { c.Read(p) }
+			})
 		})
 	}
 }
 
-func BenchmarkUint64Parallel(b *testing.B) {
-	b.Run("qrng", func(b *testing.B) {
-		s := warmSource(b, int64(b.N)*8, false, false)
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				s.Uint64()
-			}
-		})
-	})
-	b.Run("ChaCha8Locked", func(b *testing.B) {
-		l := &lockedChaCha8{c: rand.NewChaCha8([32]byte{1})}
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				l.Uint64()
-			}
-		})
-	})
-	b.Run("cryptorand", func(b *testing.B) {
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				cryptoSource{}.Uint64()
-			}
-		})
-	})
-}
-
-func BenchmarkRand(b *testing.B) {
-	for _, op := range []struct {
-		name string
-		f    func(r *rand.Rand)
-	}{
-		{"IntN", func(r *rand.Rand) { r.IntN(1000) }},
-		{"Float64", func(r *rand.Rand) { r.Float64() }},
-	} {
-		b.Run(op.name+"/qrng", func(b *testing.B) {
-			r := rand.New(warmSource(b, int64(b.N)*16, false, true)) // IntN may draw twice
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				op.f(r)
-			}
-		})
-		b.Run(op.name+"/qrngLocal", func(b *testing.B) {
-			r := rand.New(warmSource(b, int64(b.N)*16+512, false, true).Local())
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				op.f(r)
-			}
-		})
-		b.Run(op.name+"/ChaCha8", func(b *testing.B) {
-			r := rand.New(rand.NewChaCha8([32]byte{1}))
-			for b.Loop() {
-				op.f(r)
-			}
-		})
-		b.Run(op.name+"/PCG", func(b *testing.B) {
-			r := rand.New(rand.NewPCG(1, 2))
-			for b.Loop() {
-				op.f(r)
+// runGoroutines runs b.N calls spread over g goroutines, each with its
+// own state from setup, and reports allocations.
+func runGoroutines(b *testing.B, g int, setup func() func()) {
+	calls := make([]func(), g)
+	for i := range calls {
+		calls[i] = setup()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for i, call := range calls {
+		n := b.N / g
+		if i == 0 {
+			n += b.N % g
+		}
+		wg.Go(func() {
+			for range n {
+				call()
 			}
 		})
 	}
+	wg.Wait()
 }
 
 var readSizes = []struct {
@@ -190,7 +191,7 @@ func BenchmarkRead(b *testing.B) {
 				name += "Mix"
 			}
 			b.Run(name, func(b *testing.B) {
-				s := warmSource(b, int64(b.N)*int64(sz.n), mix, false)
+				s := warmSource(b, int64(b.N)*int64(sz.n), mix)
 				p := make([]byte, sz.n)
 				b.SetBytes(int64(sz.n))
 				b.ReportAllocs()
@@ -217,30 +218,6 @@ func BenchmarkRead(b *testing.B) {
 			}
 		})
 	}
-}
-
-func BenchmarkReadParallel32B(b *testing.B) {
-	b.Run("qrng", func(b *testing.B) {
-		s := warmSource(b, int64(b.N)*32, false, false)
-		b.SetBytes(32)
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			p := make([]byte, 32)
-			for pb.Next() {
-				s.Read(p)
-			}
-		})
-	})
-	b.Run("cryptorand", func(b *testing.B) {
-		b.SetBytes(32)
-		b.RunParallel(func(pb *testing.PB) {
-			p := make([]byte, 32)
-			for pb.Next() {
-				crand.Read(p)
-			}
-		})
-	})
 }
 
 // answer renders n values of bits bits as the service does.

@@ -435,8 +435,8 @@ func TestConfigPanicsNameTheField(t *testing.T) {
 
 func TestReadSizes(t *testing.T) {
 	big := 16 << 20
-	if testing.Short() {
-		big = 2 << 20
+	if testing.Short() || raceEnabled {
+		big = 4 << 20
 	}
 	srv := newServer(t, qrngtest.Options{QuotaBits: -1})
 	// FallbackNever and a long WaitTimeout: a slow machine waits longer, it

@@ -22,7 +22,7 @@ import (
 // every byte pushed is served once or erased, and the counts are exact.
 func TestStormServesEachByteOnceAcrossClose(t *testing.T) {
 	rounds := 10
-	if testing.Short() {
+	if testing.Short() || raceEnabled { // the race detector slows each round tenfold
 		rounds = 2
 	}
 	for range rounds { // a lost race is rare in one round: give it many chances
@@ -180,7 +180,7 @@ func TestClaimsOnOneCursorAreAtomic(t *testing.T) {
 	src.oneWindow = true
 	const goroutines = 8
 	each := 250_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		each = 40_000
 	}
 	vals := make([][]uint64, goroutines)

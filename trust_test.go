@@ -264,7 +264,7 @@ func TestMixChangesEveryByteButKeepsAccounting(t *testing.T) {
 
 func TestOutputLooksRandom(t *testing.T) {
 	size := 8 << 20
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		size = 2 << 20
 	}
 	srv := newServer(t, qrngtest.Options{QuotaBits: -1})
