@@ -145,8 +145,10 @@ type Source struct {
 
 	// Lock-free serving (window.go): win is the one window while callers
 	// come one at a time; stripes, once set, replaces it for good.
+	_       [64]byte // keep the fast path's lines apart from the fields around
 	win     slot
 	stripes atomic.Pointer[[numStripes]slot]
+	_       [56]byte
 
 	reportMu sync.Mutex // held while delivering events, so they arrive in order
 
