@@ -1,0 +1,62 @@
+package redispool
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is the part of a go-redis client this package uses. A
+// *redis.Client, *redis.ClusterClient or *redis.Ring satisfies it, as does
+// any other type with these methods. On a Redis Cluster, give the pool a
+// prefix with a hash tag (for example "{qrng}") so that its keys share a
+// slot: the scripts touch several keys at once.
+type Redis interface {
+	redis.Scripter
+	LLen(ctx context.Context, key string) *redis.IntCmd
+	LMPop(ctx context.Context, direction string, count int64, keys ...string) *redis.KeyValuesCmd
+	Get(ctx context.Context, key string) *redis.StringCmd
+	HGetAll(ctx context.Context, key string) *redis.MapStringStringCmd
+	SMembers(ctx context.Context, key string) *redis.StringSliceCmd
+	SRem(ctx context.Context, key string, members ...any) *redis.IntCmd
+	Exists(ctx context.Context, keys ...string) *redis.IntCmd
+	PTTL(ctx context.Context, key string) *redis.DurationCmd
+}
+
+var (
+	_ Redis = (*redis.Client)(nil)
+	_ Redis = (*redis.ClusterClient)(nil)
+	_ Redis = (*redis.Ring)(nil)
+)
+
+// DefaultPrefix starts every key of a pool unless a Config says otherwise.
+const DefaultPrefix = "qrng"
+
+// keys names a pool's keys. The package documentation lists them.
+type keys struct {
+	prefix  string
+	pool    string // list of chunks
+	alive   string // string with a TTL: "ok" while some filler can fill
+	spent   string // string with a TTL: Unix time the quota renews, while spent
+	meta    string // hash: chunk_size, bits, quota_bits
+	fillers string // set of filler ids
+	active  string // set of ids of fillers not stopped by the quota
+}
+
+func newKeys(prefix string) keys {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return keys{prefix: prefix, pool: prefix + ":pool", alive: prefix + ":alive", spent: prefix + ":spent",
+		meta: prefix + ":meta", fillers: prefix + ":fillers", active: prefix + ":active"}
+}
+
+// quota is the counter of bits reserved in a UTC month ("2026-11").
+func (k keys) quota(month string) string { return k.prefix + ":quota:" + month }
+
+// filler is one filler's heartbeat.
+func (k keys) filler(id string) string { return k.prefix + ":filler:" + id }
+
+// pushed marks a batch as pushed, so that a push sent twice (a client
+// retrying after a lost reply) adds its chunks once.
+func (k keys) pushed(batch string) string { return k.prefix + ":pushed:" + batch }

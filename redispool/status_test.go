@@ -1,0 +1,86 @@
+package redispool
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// ReadStatus reports the pool's length, the month's count and limit, the
+// quota stop and the live fillers, and reads no random bytes.
+func TestReadStatus(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.client(t, "", "")
+	ctx := context.Background()
+
+	st, err := ReadStatus(ctx, rdb, "")
+	require.NoError(t, err)
+	assert.Equal(t, Status{Month: monthOf(time.Now())}, st, "an empty Redis")
+
+	srv := newEmulator(t)
+	cfg := testFillerConfig(srv, rdb, "")
+	cfg.QuotaBits, cfg.Target = 4*testBatchBits+1, 2*testBatchBytes
+	var fillers []*Filler
+	var stops []func() error
+	for _, id := range []string{"b", "a"} {
+		c := cfg
+		c.ID = id
+		f := newTestFiller(t, c)
+		fillers = append(fillers, f)
+		stops = append(stops, runFiller(t, f))
+	}
+	require.Eventually(t, func() bool { // both top-ups done
+		return idle(fillers[0]) && idle(fillers[1]) && rdb.LLen(ctx, "qrng:pool").Val() >= 2*testBatchChunks
+	}, 10*time.Second, 5*time.Millisecond)
+
+	st, err = ReadStatus(ctx, rdb, "qrng")
+	require.NoError(t, err)
+	assert.Equal(t, rdb.LLen(ctx, "qrng:pool").Val(), st.Chunks)
+	assert.Equal(t, testChunk, st.ChunkSize)
+	assert.Equal(t, st.Chunks*testChunk, st.Bytes)
+	assert.Equal(t, srv.Counters().BitsServed, st.QuotaUsed)
+	assert.Equal(t, cfg.QuotaBits, st.QuotaLimit)
+	assert.True(t, st.Filling)
+	assert.True(t, st.QuotaSpentUntil.IsZero())
+	require.Len(t, st.Fillers, 2)
+	assert.Equal(t, "a", st.Fillers[0].ID)
+	assert.Equal(t, "b", st.Fillers[1].ID)
+	for _, fs := range st.Fillers {
+		assert.Contains(t, fs.Info, "pid=")
+		assert.Contains(t, fs.Info, "chunk=1024")
+		assert.Positive(t, fs.TTL)
+		assert.LessOrEqual(t, fs.TTL, time.Second)
+	}
+
+	// Drain: the fillers run into the quota.
+	c := newTestConsumer(t, rdb, "qrng")
+	for {
+		if _, err := c.Fetch(ctx, make([]byte, 8*testChunk)); err != nil {
+			break
+		}
+	}
+	st, err = ReadStatus(ctx, rdb, "qrng")
+	require.NoError(t, err)
+	assert.Equal(t, 4*testBatchBits, st.QuotaUsed)
+	assert.Equal(t, nextMonth(time.Now()), st.QuotaSpentUntil)
+	assert.False(t, st.Filling)
+	assert.Zero(t, st.Chunks)
+
+	for _, stop := range stops {
+		require.NoError(t, stop())
+	}
+	st, err = ReadStatus(ctx, rdb, "qrng")
+	require.NoError(t, err)
+	assert.Empty(t, st.Fillers)
+	assert.False(t, st.Filling)
+	assert.True(t, st.QuotaSpentUntil.IsZero(), "no filler left to be stopped by the quota")
+	assert.Equal(t, 4*testBatchBits, st.QuotaUsed, "the month's count outlives the fillers")
+
+	dead := rs.clientNoRetry(t)
+	rs.stop()
+	_, err = ReadStatus(ctx, dead, "qrng")
+	assert.ErrorContains(t, err, "redispool: status of qrng:pool: ")
+}
