@@ -83,8 +83,9 @@ type Config struct {
 	// service (for example a redispool.Consumer, or a test's own). Token,
 	// BaseURL, HTTPClient, MaxRetries, QuotaBits and SyncUsage then do not
 	// apply: quota is the Upstream's business. Fetch is given slices of
-	// the batch size (BatchSize values of Bits bits). The Source does not
-	// close it.
+	// the batch size (BatchSize values of Bits bits): for a pool of
+	// chunks, make that a whole number of chunks. Every batch must be at
+	// least 512 bytes. The Source does not close it.
 	Upstream Upstream
 }
 
