@@ -4,95 +4,158 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
-	"os"
 )
 
-func (e *env) bytes(args []string) error {
-	var c common
-	fs := e.flags("bytes", &c)
-	size := fs.String("n", "", "how many bytes: 32, 4KiB, 1MiB, 10MB (default: until interrupted or the pipe closes)")
-	out := fs.String("o", "", "write to this file instead of stdout")
-	format := fs.String("format", "raw", "output format: raw, hex or base64")
-	if err := parse(fs, args); err != nil {
+type bytesCmd struct {
+	fetchFlags
+	size, out, format string
+
+	total  int64 // bytes to write; -1: stream until interrupted
+	binary bool  // -n used a binary unit (K, KiB, ...)
+}
+
+func (c *bytesCmd) define(fs *flag.FlagSet) {
+	c.fetchFlags.define(fs)
+	fs.StringVar(&c.size, "n", "", "how many bytes to write, a `SIZE` such as 32, 4K, 4KiB or 10MB (default: stream until interrupted)")
+	fs.StringVar(&c.out, "o", "", "write to `FILE` instead of stdout, whole or not at all; needs -n")
+	fs.StringVar(&c.format, "format", "raw", "output format: raw, hex or base64")
+}
+
+func (c *bytesCmd) check(given map[string]bool) error {
+	if err := c.fetchFlags.check(); err != nil {
 		return err
 	}
-	total := int64(-1)
-	if *size != "" {
-		n, err := parseSize(*size)
-		if err != nil {
-			return usagef("-n: %v", err)
+	c.total = -1
+	if given["n"] {
+		n, binary, err := parseSize(c.size)
+		switch {
+		case err != nil:
+			return usagef("-n %q: %v", c.size, err)
+		case n == 0:
+			return usagef("-n %s: want at least 1 byte (omit -n to stream)", c.size)
 		}
-		total = n
+		c.total, c.binary = n, binary
 	}
-	switch *format {
+	switch c.format {
 	case "raw", "hex", "base64":
 	default:
-		return usagef("-format %q: want raw, hex or base64", *format)
+		return usagef("-format %q: want raw, hex or base64", c.format)
 	}
-	if total == 0 {
-		return nil
+	if given["o"] {
+		switch {
+		case c.out == "":
+			return usagef("-o: want a file name")
+		case !given["n"]:
+			return usagef("-o %s needs -n: a stream ends only when interrupted, which keeps nothing (to keep a stream, redirect stdout)", c.out)
+		}
+		return checkOutFile(c.out)
+	}
+	return nil
+}
+
+func (c *bytesCmd) run(e *env) error {
+	var out *outFile
+	if c.out != "" {
+		var err error
+		if out, err = createOutFile(c.out); err != nil {
+			return err
+		}
+		defer out.discard()
 	}
 	batch := 0 // stream: prefetch with the library's defaults
-	if total > 0 {
-		batch = int((total*8 + int64(c.bits) - 1) / int64(c.bits))
+	if c.total > 0 {
+		batch = batchFor(c.total, c.bits)
 	}
-	src, b, err := e.source(&c, batch)
+	src, b, err := e.open(&c.fetchFlags, batch)
 	if err != nil {
 		return err
 	}
 	defer e.finish(src, b)
 
 	var w io.Writer = e.stdout
-	isTTY := isTerminal(e.stderr)
-	if *out != "" {
-		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return fmt.Errorf("qrng: %w", err)
-		}
-		defer f.Close()
-		w = f
+	if out != nil {
+		w = out
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	enc, closeEnc := encoder(*format, bw)
-	var prog *progress
-	if isTTY && total >= 1<<20 {
-		prog = &progress{w: e.stderr, total: total}
-	}
+	enc, closeEnc := encoder(c.format, bw)
+	prog := c.progress(e)
+	defer prog.done()
 	buf := make([]byte, 32<<10)
 	defer clear(buf)
-	for written := int64(0); total < 0 || written < total; {
-		if err := e.ctx.Err(); err != nil {
-			break // interrupted: end cleanly with what was written
-		}
+	var written int64
+	for c.total < 0 || written < c.total {
 		chunk := buf
-		if total >= 0 {
-			chunk = buf[:min(int64(len(buf)), total-written)]
+		if c.total >= 0 {
+			chunk = buf[:min(int64(len(buf)), c.total-written)]
 		}
-		if _, err := src.Read(chunk); err != nil {
-			return err
+		if _, err := src.ReadContext(e.ctx, chunk); err != nil {
+			if e.ctx.Err() != nil {
+				return c.interrupted(written, out, closeEnc, bw)
+			}
+			return c.failed(err, out)
 		}
 		if _, err := enc.Write(chunk); err != nil {
-			return writeErr(err, total)
+			return c.failed(c.writeErr(err), out)
 		}
 		written += int64(len(chunk))
 		prog.update(written)
 	}
 	if err := closeEnc(); err != nil {
-		return writeErr(err, total)
+		return c.failed(c.writeErr(err), out)
 	}
-	prog.done()
 	if err := bw.Flush(); err != nil {
-		return writeErr(err, total)
+		return c.failed(c.writeErr(err), out)
+	}
+	if out != nil {
+		return out.commit()
 	}
 	return nil
 }
 
+// progress returns a bar for this run, or nil: only for 1 MB or more,
+// when stderr is a terminal and the output is not on that same terminal.
+func (c *bytesCmd) progress(e *env) *progress {
+	tty := e.stderr.w
+	if c.total < barMin || !e.isTerminal(tty) {
+		return nil
+	}
+	if c.out == "" && e.isTerminal(e.stdout) && e.sameFile(e.stdout, tty) {
+		return nil
+	}
+	return &progress{c: e.stderr, total: c.total, binary: c.binary}
+}
+
+// interrupted ends a run stopped by a signal: what went to stdout is
+// flushed, so that the count reported is what stdout received; a -o file
+// keeps nothing.
+func (c *bytesCmd) interrupted(written int64, out *outFile, closeEnc func() error, bw *bufio.Writer) error {
+	done := fmt.Sprintf("after %d bytes", written)
+	if c.total >= 0 {
+		done = fmt.Sprintf("after %d of %d bytes", written, c.total)
+	}
+	if out != nil {
+		return &interrupted{done + "; " + out.kept()}
+	}
+	closeEnc()
+	bw.Flush()
+	return &interrupted{done}
+}
+
+// failed adds, with -o, that nothing was kept.
+func (c *bytesCmd) failed(err error, out *outFile) error {
+	if err == nil || out == nil {
+		return err
+	}
+	return fmt.Errorf("qrng: %s; %s", bare(err), out.kept())
+}
+
 // writeErr ignores a closed pipe when streaming without -n, like other
 // Unix filters; otherwise it is an error.
-func writeErr(err error, total int64) error {
-	if total < 0 && isBrokenPipe(err) {
+func (c *bytesCmd) writeErr(err error) error {
+	if c.total < 0 && isBrokenPipe(err) {
 		return nil
 	}
 	return fmt.Errorf("qrng: writing output: %w", err)

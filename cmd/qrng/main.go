@@ -12,7 +12,9 @@
 // $QCI_API_URL. Without a token, or with -emulator, qrng uses a built-in
 // emulator and says on stderr that the numbers are not quantum.
 //
-// Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.
+// Exit status: 0 on success, 1 on a runtime error, 2 on a usage error,
+// 130 or 143 when interrupted by SIGINT or SIGTERM. Run 'qrng help' for
+// the rules each flag follows.
 package main
 
 import (
@@ -22,205 +24,142 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
-
-	"github.com/qrng-go/qrng"
-	"github.com/qrng-go/qrng/qrngtest"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyContext(context.Background())
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
 }
 
-const usageText = `usage: qrng <command> [flags]
-
-commands:
-  bytes    random bytes: -n SIZE (32, 4KiB, 1MiB, 10MB; omit to stream), -o FILE, -format raw|hex|base64
-  ints     integers: -n COUNT, -bits WIDTH, -max N for uniform values in [0, N)
-  floats   floats uniform in [0, 1): -n COUNT
-  usage    bits consumed: -from DATE -to DATE (YYYY-MM-DD, UTC)
-  serve    run the local emulator: -addr HOST:PORT, -token TOKEN
-  probe    check the live service against the library's assumptions (run it first): -json, -o FILE
-
-common flags (after the command): -emulator, -fallback never|quota|error, -bits WIDTH
-environment: QCI_TOKEN (API token), QCI_API_URL (service address)
-run 'qrng <command> -h' for a command's flags
-`
-
-// usageError is a mistake in the command line: exit status 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
-
-// env gives the command its environment; tests pass their own.
+// env gives the command its surroundings; tests pass their own.
 type env struct {
-	ctx    context.Context
-	stdout io.Writer
-	stderr io.Writer
-	getenv func(string) string
+	ctx        context.Context // ends when SIGINT or SIGTERM arrives
+	stdout     io.Writer
+	stderr     *console
+	getenv     func(string) string
+	isTerminal func(io.Writer) bool
+	sameFile   func(a, b io.Writer) bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{ctx: ctx, stdout: stdout, stderr: &console{w: stderr}, getenv: getenv,
+		isTerminal: isTerminal, sameFile: sameFile}
+	return e.report(e.dispatch(args))
+}
+
+// A command is one of qrng's subcommands. All its flags are checked before
+// it does anything; then it runs.
+type command interface {
+	define(fs *flag.FlagSet)
+	// check validates every flag; given holds the names of those set.
+	check(given map[string]bool) error
+	run(e *env) error
+}
+
+// spec describes a command for dispatch and help.
+type spec struct {
+	name    string
+	summary string // one line, for 'qrng help'
+	about   string // paragraphs, for 'qrng help <name>'
+	new     func() command
+}
+
+func lookup(name string) (spec, bool) {
+	for _, s := range commands {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return spec{}, false
+}
+
+// errHelpShown ends a command whose help was asked for: exit 0.
+var errHelpShown = errors.New("help shown")
+
+func (e *env) dispatch(args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usageText)
-		return 2
+		return &usageError{msg: "no command; want one of " + commandNames(), hint: "run 'qrng help'"}
 	}
-	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, getenv: getenv}
-	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "bytes":
-		err = e.bytes(rest)
-	case "ints":
-		err = e.ints(rest)
-	case "floats":
-		err = e.floats(rest)
-	case "usage":
-		err = e.usage(rest)
-	case "serve":
-		err = e.serve(rest)
-	case "probe":
-		err = e.probe(rest)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usageText)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "qrng: unknown command %q\n%s", cmd, usageText)
-		return 2
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return e.help(rest)
 	}
-	var ue *usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "qrng: %s\n", ue.msg)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "%s\n", oneLine(err))
-		return 1
+	s, ok := lookup(name)
+	if !ok {
+		return &usageError{msg: fmt.Sprintf("unknown command %q; want one of %s", name, commandNames()), hint: "run 'qrng help'"}
 	}
+	c := s.new()
+	fs := flagSet(s, c)
+	hint := "run 'qrng help " + s.name + "'"
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return e.commandHelp(s)
+		}
+		return &usageError{msg: err.Error(), hint: hint}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), hint: hint}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if err := c.check(given); err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) && ue.hint == "" {
+			ue.hint = hint
+		}
+		return err
+	}
+	return c.run(e)
 }
 
-// oneLine makes sure an error prints as one line starting with "qrng: ".
-func oneLine(err error) string {
-	s := strings.Join(strings.Fields(err.Error()), " ")
-	if !strings.HasPrefix(s, "qrng") {
-		s = "qrng: " + s
-	}
-	return s
-}
-
-// common holds the flags every fetching command accepts.
-type common struct {
-	emulator bool
-	fallback string
-	bits     int
-}
-
-func (e *env) flags(name string, c *common) *flag.FlagSet {
-	fs := flag.NewFlagSet("qrng "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.BoolVar(&c.emulator, "emulator", false, "use the built-in emulator (numbers are not quantum)")
-	fs.StringVar(&c.fallback, "fallback", "never", "when crypto/rand may stand in: never, quota or error")
-	fs.IntVar(&c.bits, "bits", qrng.DefaultBits, "width in bits of each value fetched, 1..64")
+// flagSet defines c's flags on a set that prints nothing itself: errors
+// come back to dispatch, and help is printed by commandHelp.
+func flagSet(s spec, c command) *flag.FlagSet {
+	fs := flag.NewFlagSet("qrng "+s.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	c.define(fs)
 	return fs
 }
 
-// parse parses flags and turns flag errors into usage errors.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+// usageError is a mistake in the command line or the environment, found
+// before anything is fetched: exit status 2.
+type usageError struct {
+	msg  string
+	hint string // a second line, such as "run 'qrng help bytes'"; may be empty
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
+
+// report prints err, if any, as one line starting "qrng: " (a usage error
+// may add a one-line hint) and returns the exit status.
+func (e *env) report(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil || errors.Is(err, errHelpShown):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.stderr, "qrng: %s\n", ue.msg)
+		if ue.hint != "" {
+			fmt.Fprintln(e.stderr, ue.hint)
 		}
-		return &usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	return nil
-}
-
-func (c *common) policy() (qrng.FallbackPolicy, error) {
-	switch c.fallback {
-	case "never":
-		return qrng.FallbackNever, nil
-	case "quota":
-		return qrng.FallbackOnQuota, nil
-	case "error":
-		return qrng.FallbackOnError, nil
-	}
-	return 0, usagef("-fallback %q: want never, quota or error", c.fallback)
-}
-
-// backend is where numbers come from: the service, or the emulator.
-type backend struct {
-	token, baseURL string
-	srv            *qrngtest.Server
-}
-
-func (b *backend) close() {
-	if b.srv != nil {
-		b.srv.Close()
-	}
-}
-
-// backend picks the service when a token is set, else the emulator, and
-// says so on stderr when the numbers will not be quantum.
-func (e *env) backend(c *common) *backend {
-	token := e.getenv("QCI_TOKEN")
-	if token != "" && !c.emulator {
-		return &backend{token: token, baseURL: e.getenv("QCI_API_URL")}
-	}
-	reason := "no QCI_TOKEN set"
-	if c.emulator {
-		reason = "-emulator given"
-	}
-	fmt.Fprintf(e.stderr, "qrng: %s: using the built-in emulator; these numbers are NOT quantum (crypto/rand)\n", reason)
-	srv := qrngtest.NewServer(qrngtest.Options{QuotaBits: -1})
-	return &backend{token: srv.Token, baseURL: srv.URL, srv: srv}
-}
-
-// source opens a Source for c, fetching batches of batch values. A
-// bounded command (batch > 0) fetches on demand only, so that it asks for
-// no value it will not print; a stream (batch 0) prefetches.
-func (e *env) source(c *common, batch int) (*qrng.Source, *backend, error) {
-	if c.bits < 1 || c.bits > 64 {
-		return nil, nil, usagef("-bits %d outside 1..64", c.bits)
-	}
-	policy, err := c.policy()
-	if err != nil {
-		return nil, nil, err
-	}
-	b := e.backend(c)
-	if b.baseURL != "" {
-		if _, err := qrng.NewClient(qrng.ClientConfig{BaseURL: b.baseURL, Token: b.token}); err != nil {
-			b.close()
-			return nil, nil, usagef("QCI_API_URL: %v", err)
+		return 2
+	case e.ctx.Err() != nil:
+		sig := interruption(e.ctx)
+		msg := "qrng: interrupted by " + signalName(sig)
+		var in *interrupted
+		if errors.As(err, &in) && in.done != "" {
+			msg += " " + in.done
 		}
-	}
-	cfg := qrng.Config{Token: b.token, BaseURL: b.baseURL, Bits: c.bits, Fallback: policy, Logger: newLogger(e.stderr)}
-	if batch > 0 {
-		cfg.BatchSize, cfg.OnDemand, cfg.Workers = min(max(batch, 8), qrng.MaxSamples), true, 1
-	}
-	src := qrng.NewSource(cfg)
-	return src, b, nil
-}
-
-// finish closes the source and reports fallback use on stderr.
-func (e *env) finish(src *qrng.Source, b *backend) {
-	st := src.Stats()
-	src.Close()
-	b.close()
-	if st.FallbackBytes > 0 {
-		fmt.Fprintf(e.stderr, "qrng: %d of %d bytes came from crypto/rand, not the quantum service (last error: %v)\n",
-			st.FallbackBytes, st.FallbackBytes+st.QuantumBytes, st.LastError)
+		fmt.Fprintln(e.stderr, msg)
+		return 128 + int(sig)
+	default:
+		fmt.Fprintf(e.stderr, "qrng: %s\n", bare(err))
+		return 1
 	}
 }

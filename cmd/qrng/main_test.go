@@ -28,10 +28,28 @@ type result struct {
 	stdout, stderr string
 }
 
+// runCmd runs the command in this process with the environment envv. A
+// run that should end at once but does not (a server started by mistake)
+// is stopped after a generous time, so that the test fails rather than hangs.
 func runCmd(t *testing.T, envv map[string]string, args ...string) result {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return runCmdCtx(t, ctx, envv, args...)
+}
+
+// runCmdCtx runs the command in this process with the environment envv; a
+// panic fails the test instead of crashing the test binary.
+func runCmdCtx(t *testing.T, ctx context.Context, envv map[string]string, args ...string) (r result) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &out, &errb, func(k string) string { return envv[k] })
+	defer func() {
+		if p := recover(); p != nil {
+			t.Errorf("qrng %s panicked: %v", strings.Join(args, " "), p)
+			r = result{-1, out.String(), errb.String()}
+		}
+	}()
+	code := run(ctx, args, &out, &errb, func(k string) string { return envv[k] })
 	return result{code, out.String(), errb.String()}
 }
 
@@ -81,6 +99,26 @@ func TestIntsMaxAndFloats(t *testing.T) {
 	assert.Len(t, lines(r.stdout), 200)
 	assert.Len(t, seen, 6, "all six faces in 200 rolls")
 
+	// A bound above 2^63: every value below it, about half of them in the
+	// upper half of the range (none in 100 has probability under 10^-30).
+	const big = 1<<63 + 12345
+	r = runCmd(t, nil, "ints", "-n", "100", "-max", strconv.FormatUint(big, 10))
+	require.Equal(t, 0, r.code, r.stderr)
+	high := 0
+	for _, l := range lines(r.stdout) {
+		v, err := strconv.ParseUint(l, 10, 64)
+		require.NoError(t, err)
+		require.Less(t, v, uint64(big))
+		if v >= big/2 {
+			high++
+		}
+	}
+	assert.Len(t, lines(r.stdout), 100)
+	assert.Positive(t, high)
+	r = runCmd(t, nil, "ints", "-n", "3", "-max", "1")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "0\n0\n0\n", r.stdout)
+
 	r = runCmd(t, nil, "floats", "-n", "50", "-emulator")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "-emulator given: "+notQuantum)
@@ -122,14 +160,19 @@ func TestBytesFormatsAndUnits(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "32": 32, "4KiB": 4096, "1MiB": 1 << 20, "10MB": 10_000_000,
-		"2GiB": 2 << 30, "5 KB": 5000, "7B": 7, "1k": 1000, "1K": 1024} {
-		got, err := parseSize(in)
+	for in, want := range map[string]struct {
+		n      int64
+		binary bool
+	}{"0": {0, false}, "32": {32, false}, "4KiB": {4096, true}, "1MiB": {1 << 20, true}, "10MB": {10_000_000, false},
+		"2GiB": {2 << 30, true}, "2g": {2 << 30, true}, "3GB": {3e9, false}, "1T": {1 << 40, true}, "1tb": {1e12, false},
+		"5 KB": {5000, false}, "7B": {7, false}, "1k": {1024, true}, "1K": {1024, true}} {
+		n, binary, err := parseSize(in)
 		require.NoError(t, err, in)
-		assert.Equal(t, want, got, in)
+		assert.Equal(t, want.n, n, in)
+		assert.Equal(t, want.binary, binary, in)
 	}
-	for _, bad := range []string{"", "-1", "1.5MiB", "MiB", "3Q", "99999999999TiB"} {
-		_, err := parseSize(bad)
+	for _, bad := range []string{"", "-1", "1.5MiB", "MiB", "3Q", "99999999999TiB", "8388608T", "1e3", "1 000"} {
+		_, _, err := parseSize(bad)
 		assert.Error(t, err, bad)
 	}
 }
@@ -144,12 +187,12 @@ func TestExitCodes(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"no command", nil, nil, 2, "usage: qrng"},
+		{"no command", nil, nil, 2, "qrng: no command"},
 		{"unknown command", nil, []string{"dice"}, 2, `qrng: unknown command "dice"`},
 		{"unknown flag", nil, []string{"ints", "-x"}, 2, "flag provided but not defined: -x"},
 		{"bad bits", nil, []string{"ints", "-bits", "65"}, 2, "qrng: -bits 65 outside 1..64"},
 		{"bad count", nil, []string{"ints", "-n", "0"}, 2, "qrng: -n 0: want at least 1"},
-		{"bad size", nil, []string{"bytes", "-n", "lots"}, 2, `qrng: -n: size "lots"`},
+		{"bad size", nil, []string{"bytes", "-n", "lots"}, 2, `qrng: -n "lots": want a whole number of bytes`},
 		{"bad format", nil, []string{"bytes", "-n", "1", "-format", "octal"}, 2, `qrng: -format "octal": want raw, hex or base64`},
 		{"bad fallback", nil, []string{"bytes", "-n", "1", "-fallback", "sometimes"}, 2, `qrng: -fallback "sometimes": want never, quota or error`},
 		{"stray argument", nil, []string{"floats", "extra"}, 2, `qrng: unexpected argument "extra"`},
@@ -160,6 +203,7 @@ func TestExitCodes(t *testing.T) {
 			`plain http to non-loopback host "example.com"`},
 		{"help", nil, []string{"help"}, 0, ""},
 		{"command help", nil, []string{"bytes", "-h"}, 0, ""},
+		{"usage without a token", nil, []string{"usage"}, 2, "qrng: usage needs QCI_TOKEN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCmd(t, tc.env, tc.args...)
@@ -181,6 +225,11 @@ func TestFallbackReportedOnStderr(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Len(t, r.stdout, 64)
 	assert.Contains(t, r.stderr, "64 of 64 bytes came from crypto/rand")
+	for _, l := range stderrLines(r.stderr) {
+		if strings.HasPrefix(l, "qrng: ") {
+			assert.Equal(t, 1, strings.Count(l, "qrng:"), "one prefix: %q", l)
+		}
+	}
 	assert.Contains(t, r.stderr, "serving crypto/rand bytes instead of quantum bytes")
 
 	r = runCmd(t, env, "bytes", "-n", "64")
@@ -220,21 +269,28 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 func TestBytesStreamsUntilPipeClosesOrInterrupt(t *testing.T) {
 	w := &countingWriter{limit: 1 << 20}
 	var errb bytes.Buffer
-	code := run(context.Background(), []string{"bytes"}, w, &errb, func(string) string { return "" })
+	code := run(context.Background(), []string{"bytes", "-bits", "64"}, w, &errb, func(string) string { return "" })
 	assert.Equal(t, 0, code, errb.String())
 	assert.Equal(t, 1<<20, w.n)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
+	// An interruption (here a cancelled context, as SIGINT does) ends a
+	// stream with status 130, after what was written.
+	ctx, cancel := context.WithCancelCause(context.Background())
 	w = &countingWriter{}
-	code = run(ctx, []string{"bytes", "-format", "hex"}, w, &errb, func(string) string { return "" })
-	assert.Equal(t, 0, code, errb.String())
-	assert.Positive(t, w.n)
+	errb.Reset()
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"bytes", "-format", "hex"}, w, &errb, func(string) string { return "" })
+	}()
+	require.Eventually(t, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.n > 0 }, 30*time.Second, time.Millisecond)
+	cancel(signalled{syscall.SIGINT})
+	assert.Equal(t, 130, <-done)
+	assert.Regexp(t, `qrng: interrupted by SIGINT after \d+ bytes\n$`, errb.String())
 
 	// With -n, a closed pipe is an error.
 	w = &countingWriter{limit: 1000}
 	errb.Reset()
-	code = run(context.Background(), []string{"bytes", "-n", "1MiB"}, w, &errb, func(string) string { return "" })
+	code = run(context.Background(), []string{"bytes", "-n", "4KiB"}, w, &errb, func(string) string { return "" })
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errb.String(), "qrng: writing output: broken pipe")
 }
@@ -314,14 +370,25 @@ func TestServeSpeaksTheQuickstartAPI(t *testing.T) {
 
 func TestProgressBar(t *testing.T) {
 	var b bytes.Buffer
-	p := &progress{w: &b, total: 1 << 20}
+	c := &console{w: &b}
+	p := &progress{c: c, total: 1 << 20, binary: true}
 	p.update(100) // too little to redraw
 	assert.Empty(t, b.String())
 	p.update(512 << 10)
 	assert.Contains(t, b.String(), "\r[===============               ]  50% 0.5 / 1.0 MiB")
 	p.update(1 << 20)
 	p.done()
-	assert.Contains(t, b.String(), "100% 1.0 / 1.0 MiB\n")
+	assert.True(t, strings.HasSuffix(b.String(), "100% 1.0 / 1.0 MiB\n"), "%q", b.String())
+	p.done()
+	fmt.Fprintln(c, "qrng: a message")
+	assert.True(t, strings.HasSuffix(b.String(), "MiB\nqrng: a message\n"), "one newline ends the bar: %q", b.String())
+
+	b.Reset()
+	p = &progress{c: c, total: 2_000_000}
+	p.update(1_000_000)
+	fmt.Fprintln(c, "qrng: cut short")
+	assert.Equal(t, "\r[===============               ]  50% 1.0 / 2.0 MB\nqrng: cut short\n", b.String())
+
 	var none *progress // not a terminal: draws nothing
 	none.update(5)
 	none.done()

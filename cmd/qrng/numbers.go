@@ -2,107 +2,103 @@ package main
 
 import (
 	"bufio"
-	"math/rand/v2"
+	"flag"
+	"fmt"
 	"strconv"
 )
 
-func (e *env) ints(args []string) error {
-	var c common
-	fs := e.flags("ints", &c)
-	n := fs.Int("n", 1, "how many integers")
-	maxv := fs.Uint64("max", 0, "print uniform integers in [0, max) instead of raw -bits values")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *n < 1 {
-		return usagef("-n %d: want at least 1", *n)
-	}
-	batch := *n
-	if *maxv > 0 {
-		batch = *n * 64 / c.bits // Uint64N draws about one 64-bit word per number
-	}
-	src, b, err := e.source(&c, batch)
-	if err != nil {
-		return err
-	}
-	defer e.finish(src, b)
-	w := bufio.NewWriter(e.stdout)
-	var line []byte
-	if *maxv > 0 {
-		r := rand.New(src)
-		for range *n {
-			line = strconv.AppendUint(line[:0], r.Uint64N(*maxv), 10)
-			w.Write(append(line, '\n'))
-		}
-		return flushErr(w)
-	}
-	// Raw values: the stream is the service's values packed back to back,
-	// so reading -bits at a time gives them back exactly.
-	rd := &bitReader{src: src}
-	for range *n {
-		v, err := rd.read(c.bits)
-		if err != nil {
-			return err
-		}
-		line = strconv.AppendUint(line[:0], v, 10)
-		w.Write(append(line, '\n'))
-	}
-	return flushErr(w)
+type intsCmd struct {
+	fetchFlags
+	n       int
+	max     uint64
+	uniform bool // -max given
 }
 
-func (e *env) floats(args []string) error {
-	var c common
-	fs := e.flags("floats", &c)
-	n := fs.Int("n", 1, "how many floats")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *n < 1 {
-		return usagef("-n %d: want at least 1", *n)
-	}
-	src, b, err := e.source(&c, *n*64/c.bits)
-	if err != nil {
-		return err
-	}
-	defer e.finish(src, b)
-	r := rand.New(src)
-	w := bufio.NewWriter(e.stdout)
-	var line []byte
-	for range *n {
-		line = strconv.AppendFloat(line[:0], r.Float64(), 'g', -1, 64)
-		w.Write(append(line, '\n'))
-	}
-	return flushErr(w)
+func (c *intsCmd) define(fs *flag.FlagSet) {
+	c.fetchFlags.define(fs)
+	fs.IntVar(&c.n, "n", 1, "how many integers, at least 1")
+	fs.Uint64Var(&c.max, "max", 0, "print integers uniform in [0, `N`), N at least 1, instead of the raw -bits values")
 }
 
-func flushErr(w *bufio.Writer) error {
-	if err := w.Flush(); err != nil {
-		return writeErr(err, 0)
+func (c *intsCmd) check(given map[string]bool) error {
+	if err := c.fetchFlags.check(); err != nil {
+		return err
+	}
+	if c.n < 1 {
+		return usagef("-n %d: want at least 1", c.n)
+	}
+	if c.uniform = given["max"]; c.uniform && c.max == 0 {
+		return usagef("-max 0: want at least 1 (omit -max for the raw values)")
 	}
 	return nil
 }
 
-// bitReader reads values of any width from a byte stream, MSB first.
-type bitReader struct {
-	src interface{ Read([]byte) (int, error) }
-	acc uint64 // pending bits, right-aligned
-	n   int    // pending bit count, 0..7
+func (c *intsCmd) run(e *env) error {
+	if c.uniform {
+		return e.numbers(&c.fetchFlags, c.n, needBytes(c.n, 64), func(f *feed, line []byte) ([]byte, error) {
+			v, err := f.uint64n(c.max)
+			return strconv.AppendUint(line, v, 10), err
+		})
+	}
+	var r bitReader
+	return e.numbers(&c.fetchFlags, c.n, needBytes(c.n, c.bits), func(f *feed, line []byte) ([]byte, error) {
+		v, err := f.bits(c.bits, &r)
+		return strconv.AppendUint(line, v, 10), err
+	})
 }
 
-func (r *bitReader) read(bits int) (uint64, error) {
-	var v uint64
-	for need := bits; need > 0; {
-		if r.n == 0 {
-			var b [1]byte
-			if _, err := r.src.Read(b[:]); err != nil {
-				return 0, err
-			}
-			r.acc, r.n = uint64(b[0]), 8
-		}
-		take := min(need, r.n)
-		v = v<<take | (r.acc>>(r.n-take))&(1<<take-1)
-		r.n -= take
-		need -= take
+type floatsCmd struct {
+	fetchFlags
+	n int
+}
+
+func (c *floatsCmd) define(fs *flag.FlagSet) {
+	c.fetchFlags.define(fs)
+	fs.IntVar(&c.n, "n", 1, "how many floats, at least 1")
+}
+
+func (c *floatsCmd) check(map[string]bool) error {
+	if err := c.fetchFlags.check(); err != nil {
+		return err
 	}
-	return v, nil
+	if c.n < 1 {
+		return usagef("-n %d: want at least 1", c.n)
+	}
+	return nil
+}
+
+func (c *floatsCmd) run(e *env) error {
+	return e.numbers(&c.fetchFlags, c.n, needBytes(c.n, 64), func(f *feed, line []byte) ([]byte, error) {
+		v, err := f.uint64()
+		return strconv.AppendFloat(line, float64(v>>11)/(1<<53), 'g', -1, 64), err
+	})
+}
+
+// numbers prints n lines made by next, which appends one number to line;
+// the n numbers take about need bytes of the stream.
+func (e *env) numbers(f *fetchFlags, n int, need int64, next func(*feed, []byte) ([]byte, error)) error {
+	src, b, err := e.open(f, batchFor(need, f.bits))
+	if err != nil {
+		return err
+	}
+	defer e.finish(src, b)
+	fd := &feed{ctx: e.ctx, src: src, left: need}
+	defer clear(fd.store[:])
+	w := bufio.NewWriter(e.stdout)
+	var line []byte
+	for i := range n {
+		line, err = next(fd, line[:0])
+		if err != nil {
+			if e.ctx.Err() != nil {
+				w.Flush() // so that the count reported is what stdout received
+				return &interrupted{fmt.Sprintf("after %d of %d values", i, n)}
+			}
+			return err
+		}
+		w.Write(append(line, '\n'))
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("qrng: writing output: %w", err)
+	}
+	return nil
 }

@@ -159,19 +159,33 @@ type probeAnswer struct {
 	n, bits int
 }
 
-func (e *env) probe(args []string) error {
-	fs := flag.NewFlagSet("qrng probe", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	emulator := fs.Bool("emulator", false, "probe the built-in emulator, not the live service (for tests)")
-	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
-	out := fs.String("o", "", "write the table (or JSON) to this file instead of stdout")
-	timeout := fs.Duration("timeout", probeDefaultTimeout, "longest wait for one answer")
-	if err := parse(fs, args); err != nil {
-		return err
+// probeCmd is 'qrng probe'.
+type probeCmd struct {
+	emulator bool
+	asJSON   bool
+	out      string
+	timeout  time.Duration
+}
+
+func (c *probeCmd) define(fs *flag.FlagSet) {
+	fs.BoolVar(&c.emulator, "emulator", false, "probe the built-in emulator, not the live service (for tests)")
+	fs.BoolVar(&c.asJSON, "json", false, "print one JSON object instead of the table")
+	fs.StringVar(&c.out, "o", "", "write the table (or JSON) to this file instead of stdout")
+	fs.DurationVar(&c.timeout, "timeout", probeDefaultTimeout, "longest wait for one answer")
+}
+
+func (c *probeCmd) check(given map[string]bool) error {
+	if c.timeout <= 0 {
+		return usagef("-timeout %s: want a positive duration", c.timeout)
 	}
-	if *timeout <= 0 {
-		return usagef("-timeout %s: want a positive duration", *timeout)
+	if given["o"] && c.out == "" {
+		return usagef("-o: want a file name")
 	}
+	return nil
+}
+
+func (c *probeCmd) run(e *env) error {
+	emulator, asJSON, out, timeout := &c.emulator, &c.asJSON, &c.out, &c.timeout
 	token, base := e.getenv("QCI_TOKEN"), e.getenv("QCI_API_URL")
 	switch {
 	case *emulator:
@@ -188,7 +202,7 @@ func (e *env) probe(args []string) error {
 		base = qrng.DefaultBaseURL
 	}
 	if _, err := qrng.NewClient(qrng.ClientConfig{BaseURL: base, Token: token}); err != nil {
-		return usagef("QCI_API_URL: %v", err)
+		return usagef("QCI_API_URL: %s", bare(err))
 	}
 	p := newProber(base, token, *timeout)
 	defer p.hc.CloseIdleConnections()

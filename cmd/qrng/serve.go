@@ -7,31 +7,56 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/qrng-go/qrng/qrngtest"
 )
 
-func (e *env) serve(args []string) error {
-	fs := flag.NewFlagSet("qrng serve", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
-	token := fs.String("token", "", "API token to accept (default: a random one, printed)")
-	seed := fs.Uint64("seed", 0, "nonzero: reproducible numbers from this seed")
-	quota := fs.Int64("quota-bits", 0, "monthly quota in bits (default 1000000000; negative: none)")
-	maxBits := fs.Int("max-bits", 0, "largest n_bits accepted, 1..64 (default 64)")
-	ttl := fs.Duration("token-ttl", 0, "access-token lifetime (default 1h)")
-	if err := parse(fs, args); err != nil {
-		return err
+type serveCmd struct {
+	addr, token string
+	seed        uint64
+	quota       int64
+	maxBits     int
+	ttl         time.Duration
+}
+
+func (c *serveCmd) define(fs *flag.FlagSet) {
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "`HOST:PORT` to listen on (port 0: any free port)")
+	fs.StringVar(&c.token, "token", "", "API token to accept (default: a random one, printed)")
+	fs.Uint64Var(&c.seed, "seed", 0, "reproducible numbers from this nonzero seed (default: crypto/rand)")
+	fs.Int64Var(&c.quota, "quota-bits", 1_000_000_000, "monthly quota in bits; negative: none")
+	fs.IntVar(&c.maxBits, "max-bits", 64, "largest n_bits accepted, 1..64")
+	fs.DurationVar(&c.ttl, "token-ttl", time.Hour, "access-token lifetime")
+}
+
+func (c *serveCmd) check(given map[string]bool) error {
+	if _, port, err := net.SplitHostPort(c.addr); err != nil || !validPort(port) {
+		return usagef("-addr %q: want HOST:PORT", c.addr)
 	}
-	if *maxBits < 0 || *maxBits > 64 {
-		return usagef("-max-bits %d outside 1..64", *maxBits)
+	switch {
+	case given["seed"] && c.seed == 0:
+		return usagef("-seed 0: want a nonzero seed (omit -seed for crypto/rand numbers)")
+	case c.quota == 0:
+		return usagef("-quota-bits 0: want a positive number of bits, or a negative one for no quota")
+	case c.maxBits < 1 || c.maxBits > 64:
+		return usagef("-max-bits %d outside 1..64", c.maxBits)
+	case c.ttl <= 0:
+		return usagef("-token-ttl %s: want a positive duration", c.ttl)
 	}
-	if *ttl < 0 {
-		return usagef("-token-ttl %s is negative", *ttl)
-	}
-	em := qrngtest.New(qrngtest.Options{Token: *token, Seed: *seed, QuotaBits: *quota, MaxBits: *maxBits, AccessTokenTTL: *ttl})
-	ln, err := net.Listen("tcp", *addr)
+	return nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && n <= 65535
+}
+
+// run serves until the context ends (SIGINT, SIGTERM): a clean stop,
+// status 0.
+func (c *serveCmd) run(e *env) error {
+	em := qrngtest.New(qrngtest.Options{Token: c.token, Seed: c.seed, QuotaBits: c.quota, MaxBits: c.maxBits, AccessTokenTTL: c.ttl})
+	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return fmt.Errorf("qrng: serve: %w", err)
 	}

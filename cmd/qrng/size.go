@@ -1,35 +1,44 @@
 package main
 
 import (
-	"fmt"
+	"errors"
+	"math"
 	"strconv"
 	"strings"
 )
 
-var units = []struct {
-	suffix string
+// sizeUnits are the units a size may carry, as coreutils reads them: a
+// bare letter or an "iB" word is a power of 1024, a "B" word a power of
+// 1000. Keys are lower case: units are read in any case.
+var sizeUnits = map[string]struct {
 	mult   int64
+	binary bool // a power of 1024
 }{
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-	{"k", 1e3}, {"K", 1 << 10}, {"B", 1},
+	"": {1, false}, "b": {1, false},
+	"k": {1 << 10, true}, "kib": {1 << 10, true}, "kb": {1e3, false},
+	"m": {1 << 20, true}, "mib": {1 << 20, true}, "mb": {1e6, false},
+	"g": {1 << 30, true}, "gib": {1 << 30, true}, "gb": {1e9, false},
+	"t": {1 << 40, true}, "tib": {1 << 40, true}, "tb": {1e12, false},
 }
 
-// parseSize reads a byte count such as 32, 4KiB, 1MiB or 10MB.
-func parseSize(s string) (int64, error) {
-	num, mult := strings.TrimSpace(s), int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
+var errSize = errors.New("want a whole number of bytes with an optional unit, such as 32, 4K, 4KiB or 10MB")
+
+// parseSize reads a byte count such as 32, 4K, 4KiB or 10MB, and reports
+// whether its unit was binary (K, KiB: powers of 1024) rather than decimal
+// (KB, or no unit).
+func parseSize(s string) (n int64, binary bool, err error) {
+	digits := strings.TrimSpace(s)
+	i := 0
+	for i < len(digits) && digits[i] >= '0' && digits[i] <= '9' {
+		i++
 	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want a count of bytes such as 32, 4KiB, 1MiB or 10MB", s)
+	unit, ok := sizeUnits[strings.ToLower(strings.TrimSpace(digits[i:]))]
+	if i == 0 || !ok {
+		return 0, false, errSize
 	}
-	if n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q is too large", s)
+	n, err = strconv.ParseInt(digits[:i], 10, 64)
+	if err != nil || n > math.MaxInt64/unit.mult {
+		return 0, false, errors.New("too large")
 	}
-	return n * mult, nil
+	return n * unit.mult, unit.binary, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -18,14 +19,70 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
+// sameFile reports whether a and b are the same open file or device.
+func sameFile(a, b io.Writer) bool {
+	fa, okA := a.(*os.File)
+	fb, okB := b.(*os.File)
+	if !okA || !okB {
+		return false
+	}
+	sa, errA := fa.Stat()
+	sb, errB := fb.Stat()
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
+}
+
 func isBrokenPipe(err error) bool { return errors.Is(err, syscall.EPIPE) }
 
-// progress draws a one-line bar on a terminal. A nil *progress draws nothing.
-type progress struct {
-	w     io.Writer
-	total int64
-	shown int64
+// console is stderr as the command writes to it. The progress bar redraws
+// its line with a carriage return and leaves it open; any other write
+// first ends that line, so a message never lands on the bar. It is safe
+// for concurrent use (the library logs from its own goroutines).
+type console struct {
+	mu   sync.Mutex // guards w and open
+	w    io.Writer
+	open bool // a bar is drawn and its line not ended
 }
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.endLocked()
+	return c.w.Write(p)
+}
+
+// draw replaces the open line with s, leaving the line open.
+func (c *console) draw(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	io.WriteString(c.w, "\r"+s)
+	c.open = true
+}
+
+// endLine ends the bar's line, if one is open.
+func (c *console) endLine() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.endLocked()
+}
+
+func (c *console) endLocked() {
+	if c.open {
+		c.open = false
+		io.WriteString(c.w, "\n")
+	}
+}
+
+// progress draws a one-line bar on the console. A nil *progress draws
+// nothing.
+type progress struct {
+	c      *console
+	total  int64
+	binary bool  // show MiB (the user typed a binary unit), else MB
+	shown  int64 // bytes at the last redraw
+}
+
+// barMin is the smallest total worth a bar.
+const barMin = 1_000_000
 
 func (p *progress) update(n int64) {
 	if p == nil || (n-p.shown < 256<<10 && n < p.total) {
@@ -41,11 +98,16 @@ func (p *progress) update(n int64) {
 			bar[i] = '='
 		}
 	}
-	fmt.Fprintf(p.w, "\r[%s] %3d%% %.1f / %.1f MiB", bar, 100*n/p.total, float64(n)/(1<<20), float64(p.total)/(1<<20))
+	unit, div := "MB", 1e6
+	if p.binary {
+		unit, div = "MiB", 1<<20
+	}
+	p.c.draw(fmt.Sprintf("[%s] %3d%% %.1f / %.1f %s", bar, 100*n/p.total, float64(n)/div, float64(p.total)/div, unit))
 }
 
+// done ends the bar's line.
 func (p *progress) done() {
 	if p != nil {
-		fmt.Fprintln(p.w)
+		p.c.endLine()
 	}
 }

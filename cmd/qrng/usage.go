@@ -1,43 +1,58 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"time"
 
 	"github.com/qrng-go/qrng"
 )
 
-func (e *env) usage(args []string) error {
-	var c common
-	fs := e.flags("usage", &c)
+// usageCmd asks the service about the account: it takes no -emulator,
+// -bits or -fallback, which would mean nothing here.
+type usageCmd struct {
+	from, to string
+	days     [2]time.Time
+}
+
+func (c *usageCmd) define(fs *flag.FlagSet) {
 	now := time.Now().UTC()
-	from := fs.String("from", now.Format("2006-01")+"-01", "first day, YYYY-MM-DD (UTC)")
-	to := fs.String("to", now.Format(time.DateOnly), "last day, YYYY-MM-DD (UTC)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	var days [2]time.Time
-	for i, d := range []struct{ name, v string }{{"-from", *from}, {"-to", *to}} {
+	fs.StringVar(&c.from, "from", now.Format("2006-01")+"-01", "first day, YYYY-MM-DD (UTC)")
+	fs.StringVar(&c.to, "to", now.Format(time.DateOnly), "last day, YYYY-MM-DD (UTC), included")
+}
+
+func (c *usageCmd) check(map[string]bool) error {
+	for i, d := range []struct{ name, v string }{{"-from", c.from}, {"-to", c.to}} {
 		t, err := time.Parse(time.DateOnly, d.v)
 		if err != nil {
 			return usagef("%s %q: want a date as YYYY-MM-DD", d.name, d.v)
 		}
-		days[i] = t
+		c.days[i] = t
 	}
-	if days[1].Before(days[0]) {
-		return usagef("-to %s is before -from %s", *to, *from)
+	if c.days[1].Before(c.days[0]) {
+		return usagef("-to %s is before -from %s", c.to, c.from)
 	}
-	b := e.backend(&c)
-	defer b.close()
-	client, err := qrng.NewClient(qrng.ClientConfig{Token: b.token, BaseURL: b.baseURL})
+	return nil
+}
+
+func (c *usageCmd) run(e *env) error {
+	token := e.getenv("QCI_TOKEN")
+	if token == "" {
+		return usagef("usage needs QCI_TOKEN: it asks the service about your account (the emulator has none)")
+	}
+	base, err := e.serviceURL()
 	if err != nil {
-		return usagef("QCI_API_URL: %v", err)
+		return err
 	}
-	bits, err := client.Usage(e.ctx, days[0], days[1])
+	client, err := qrng.NewClient(qrng.ClientConfig{Token: token, BaseURL: base})
+	if err != nil {
+		return err
+	}
+	bits, err := client.Usage(e.ctx, c.days[0], c.days[1])
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%d bits used from %s to %s (%.2f%% of a %d-bit month)\n",
-		bits, *from, *to, 100*float64(bits)/qrng.DefaultQuotaBits, int64(qrng.DefaultQuotaBits))
+		bits, c.from, c.to, 100*float64(bits)/qrng.DefaultQuotaBits, int64(qrng.DefaultQuotaBits))
 	return nil
 }

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"math/bits"
+
+	"github.com/qrng-go/qrng"
+)
+
+// feed reads a Source for a command that knows how many bytes it still
+// needs: it asks for no more than that, so an on-demand Source fetches
+// nothing ahead, and it stops when ctx ends.
+type feed struct {
+	ctx   context.Context
+	src   *qrng.Source
+	left  int64     // bytes the command still expects to need (a hint)
+	store [512]byte // unread bytes are store[pos:end]
+	pos   int
+	end   int
+}
+
+func (f *feed) byte() (byte, error) {
+	if f.pos == f.end {
+		k := int(min(int64(len(f.store)), max(f.left, 1)))
+		if _, err := f.src.ReadContext(f.ctx, f.store[:k]); err != nil {
+			clear(f.store[:k])
+			return 0, err
+		}
+		f.pos, f.end = 0, k
+	}
+	b := f.store[f.pos]
+	f.store[f.pos] = 0
+	f.pos++
+	f.left--
+	return b, nil
+}
+
+// uint64 reads 8 bytes, big-endian.
+func (f *feed) uint64() (uint64, error) {
+	var b [8]byte
+	defer clear(b[:])
+	for i := range b {
+		var err error
+		if b[i], err = f.byte(); err != nil {
+			return 0, err
+		}
+	}
+	return binary.BigEndian.Uint64(b[:]), nil
+}
+
+// bits reads a value of width bits (1..64) from the stream, most
+// significant bit first: the service's values come back exactly, since
+// the Source packs them back to back.
+func (f *feed) bits(width int, r *bitReader) (uint64, error) {
+	var v uint64
+	for need := width; need > 0; {
+		if r.n == 0 {
+			b, err := f.byte()
+			if err != nil {
+				return 0, err
+			}
+			r.acc, r.n = uint64(b), 8
+		}
+		take := min(need, r.n)
+		v = v<<take | (r.acc>>(r.n-take))&(1<<take-1)
+		r.n -= take
+		need -= take
+	}
+	return v, nil
+}
+
+// bitReader holds the bits of a byte not yet returned by feed.bits.
+type bitReader struct {
+	acc uint64 // pending bits, right-aligned
+	n   int    // pending bit count, 0..7
+}
+
+// uint64n returns a number uniform in [0, n), n > 0, by Lemire's
+// multiply-and-reject method: no modulo bias.
+func (f *feed) uint64n(n uint64) (uint64, error) {
+	if n&(n-1) == 0 {
+		v, err := f.uint64()
+		return v & (n - 1), err
+	}
+	for {
+		v, err := f.uint64()
+		if err != nil {
+			return 0, err
+		}
+		hi, lo := bits.Mul64(v, n)
+		if lo >= n || lo >= -n%n { // -n%n is 2^64 mod n: the biased low products
+			return hi, nil
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// signalled is the cause of the command's context when a signal ended it.
+type signalled struct{ sig syscall.Signal }
+
+func (s signalled) Error() string { return "interrupted by " + signalName(s.sig) }
+
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return sig.String()
+}
+
+// notifyContext is signal.NotifyContext for SIGINT and SIGTERM, with the
+// signal as the context's cause. After the first signal the handlers are
+// reset, so a second one ends the process at once.
+func notifyContext(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			signal.Stop(ch)
+			sig, _ := s.(syscall.Signal)
+			cancel(signalled{sig})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel(nil)
+	}
+}
+
+// interruption is the signal that ended ctx; SIGINT when ctx ended some
+// other way (a test cancelling it).
+func interruption(ctx context.Context) syscall.Signal {
+	var s signalled
+	if errors.As(context.Cause(ctx), &s) && s.sig != 0 {
+		return s.sig
+	}
+	return syscall.SIGINT
+}
+
+// interrupted is returned by a command that stopped because its context
+// ended; done says how far it got ("after 3 of 10 values").
+type interrupted struct{ done string }
+
+func (e *interrupted) Error() string { return "interrupted " + e.done }

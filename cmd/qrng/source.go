@@ -1,0 +1,159 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/qrng-go/qrng"
+	"github.com/qrng-go/qrng/qrngtest"
+)
+
+// fetchFlags are the flags of every command that fetches numbers.
+type fetchFlags struct {
+	emulator bool
+	fallback string
+	bits     int
+	policy   qrng.FallbackPolicy // from fallback, set by check
+}
+
+func (f *fetchFlags) define(fs *flag.FlagSet) {
+	fs.BoolVar(&f.emulator, "emulator", false, "use the built-in emulator even if QCI_TOKEN is set (numbers are NOT quantum)")
+	fs.StringVar(&f.fallback, "fallback", "never", "when crypto/rand may stand in: never, quota or error")
+	fs.IntVar(&f.bits, "bits", qrng.DefaultBits, "width in bits of each value fetched, 1..64")
+}
+
+func (f *fetchFlags) check() error {
+	if f.bits < 1 || f.bits > 64 {
+		return usagef("-bits %d outside 1..64", f.bits)
+	}
+	switch f.fallback {
+	case "never":
+		f.policy = qrng.FallbackNever
+	case "quota":
+		f.policy = qrng.FallbackOnQuota
+	case "error":
+		f.policy = qrng.FallbackOnError
+	default:
+		return usagef("-fallback %q: want never, quota or error", f.fallback)
+	}
+	return nil
+}
+
+// backend is where numbers come from: the service, or the emulator.
+type backend struct {
+	token, baseURL string
+	srv            *qrngtest.Server // the in-process emulator, or nil
+}
+
+func (b *backend) close() {
+	if b.srv != nil {
+		b.srv.Close()
+	}
+}
+
+// serviceURL is the service's address from QCI_API_URL, checked.
+func (e *env) serviceURL() (string, error) {
+	u := e.getenv("QCI_API_URL")
+	if u == "" {
+		return qrng.DefaultBaseURL, nil
+	}
+	if _, err := qrng.NewClient(qrng.ClientConfig{BaseURL: u}); err != nil { // checks the address only
+		return "", usagef("QCI_API_URL: %s", bare(err))
+	}
+	return u, nil
+}
+
+// backend picks the service when a token is set, else the emulator, and
+// says so on stderr when the numbers will not be quantum.
+func (e *env) backend(f *fetchFlags) (*backend, error) {
+	if token := e.getenv("QCI_TOKEN"); token != "" && !f.emulator {
+		u, err := e.serviceURL()
+		if err != nil {
+			return nil, err
+		}
+		return &backend{token: token, baseURL: u}, nil
+	}
+	reason := "no QCI_TOKEN set"
+	if f.emulator {
+		reason = "-emulator given"
+	}
+	fmt.Fprintf(e.stderr, "qrng: %s: using the built-in emulator; these numbers are NOT quantum (crypto/rand)\n", reason)
+	srv := qrngtest.NewServer(qrngtest.Options{QuotaBits: -1}) // no monthly quota: it is not the service
+	return &backend{token: srv.Token, baseURL: srv.URL, srv: srv}, nil
+}
+
+// sourceConfig is the Source's configuration. A bounded command (batch >
+// 0 values) fetches on demand only, so that it asks for nothing ahead; a
+// stream (batch 0) prefetches. The emulator has no monthly meter.
+//
+// A batch of a million values can take longer than the library's 10 s
+// wait on a slow link, so the command waits up to waitTimeout: a service
+// that fails ends the wait sooner, through the client's retries (each
+// attempt bounded), and the user can always interrupt.
+func (e *env) sourceConfig(f *fetchFlags, b *backend, batch int) qrng.Config {
+	cfg := qrng.Config{Token: b.token, BaseURL: b.baseURL, Bits: f.bits, Fallback: f.policy,
+		WaitTimeout: waitTimeout, Logger: newLogger(e.stderr)}
+	if batch > 0 {
+		cfg.BatchSize, cfg.OnDemand, cfg.Workers = batch, true, 1
+	}
+	if b.srv != nil {
+		cfg.QuotaBits = -1
+	}
+	return cfg
+}
+
+const waitTimeout = 2 * time.Minute
+
+// open starts a Source for f; see sourceConfig for batch.
+func (e *env) open(f *fetchFlags, batch int) (*qrng.Source, *backend, error) {
+	b, err := e.backend(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	return qrng.NewSource(e.sourceConfig(f, b, batch)), b, nil
+}
+
+// finish closes the source and reports fallback use on stderr.
+func (e *env) finish(src *qrng.Source, b *backend) {
+	st := src.Stats()
+	src.Close()
+	b.close()
+	if st.FallbackBytes > 0 {
+		fmt.Fprintf(e.stderr, "qrng: %d of %d bytes came from crypto/rand, not the quantum service (last error: %s)\n",
+			st.FallbackBytes, st.FallbackBytes+st.QuantumBytes, bare(st.LastError))
+	}
+}
+
+// batchFor is the batch, in values of bits each, for a command that needs
+// need bytes: just enough, split evenly over as few requests as the
+// service's limit allows, so that the last request is not mostly waste.
+func batchFor(need int64, bits int) int {
+	values := (min(need, maxNeed)*8 + int64(bits) - 1) / int64(bits)
+	requests := (values + qrng.MaxSamples - 1) / qrng.MaxSamples
+	return int((values + requests - 1) / requests)
+}
+
+// maxNeed caps the byte counts commands compute (a petabyte, far beyond
+// any quota), so that the arithmetic on them cannot overflow.
+const maxNeed = 1 << 50
+
+// needBytes is the bytes count values of width bits each take, capped at
+// maxNeed.
+func needBytes(count, width int) int64 {
+	return (min(int64(count), maxNeed)*int64(width) + 7) / 8
+}
+
+// bare is err's text on one line without its "qrng: " prefix, for
+// messages that add their own.
+func bare(err error) string {
+	if err == nil {
+		return "none"
+	}
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	for strings.HasPrefix(s, "qrng: ") {
+		s = strings.TrimPrefix(s, "qrng: ")
+	}
+	return s
+}
