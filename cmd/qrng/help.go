@@ -54,6 +54,21 @@ one JSON object, -o FILE writes it to FILE. It needs QCI_TOKEN; -emulator
 probes the built-in emulator instead. Exit status 0 when every assumption
 holds, 1 when one differs or the probe could not run.`,
 		func() command { return new(probeCmd) }},
+	{"pool fill", "fill a shared pool in Redis for a fleet: -redis URL",
+		`Runs a filler of the pool at -redis (default $QRNG_REDIS_URL) until
+SIGINT or SIGTERM: it fetches batches from the service with QCI_TOKEN,
+health-checks them, cuts them into chunks and keeps about -target bytes in
+the pool, refilling when half is gone. Every filler of the pool reserves
+its requests on one monthly counter in Redis, so any number of them spend
+at most -quota bits a month between them. Each top-up is logged on stderr.
+Consumers (bytes, ints, floats with -redis) need no token.`,
+		func() command { return new(poolFillCmd) }},
+	{"pool status", "what a shared pool holds: bytes, quota used, fillers",
+		`Prints one line per fact about the pool at -redis (default
+$QRNG_REDIS_URL): bytes pooled, this month's quota used, whether it is
+being filled, and each filler seen recently. Exit status 1 if Redis cannot
+be reached.`,
+		func() command { return new(poolStatusCmd) }},
 }
 
 func commandNames() string {
@@ -66,6 +81,9 @@ func commandNames() string {
 
 // help prints the overview, or with a command's name, its help.
 func (e *env) help(args []string) error {
+	if len(args) > 1 && args[0] == "pool" {
+		args = append([]string{"pool " + args[1]}, args[2:]...)
+	}
 	if len(args) > 0 {
 		s, ok := lookup(args[0])
 		if !ok {
@@ -79,7 +97,7 @@ func (e *env) help(args []string) error {
 	var b strings.Builder
 	b.WriteString("usage: qrng <command> [flags]\n\ncommands:\n")
 	for _, s := range commands {
-		fmt.Fprintf(&b, "  %-8s %s\n", s.name, s.summary)
+		fmt.Fprintf(&b, "  %-11s %s\n", s.name, s.summary)
 	}
 	b.WriteString(`
 run 'qrng help <command>' for a command's flags and rules.

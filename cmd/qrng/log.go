@@ -6,9 +6,12 @@ import (
 )
 
 // newLogger prints the library's warnings as plain lines on stderr.
-func newLogger(w io.Writer) *slog.Logger {
+func newLogger(w io.Writer) *slog.Logger { return newLoggerAt(w, slog.LevelWarn) }
+
+// newLoggerAt is newLogger from level up (pool fill logs its top-ups at Info).
+func newLoggerAt(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
-		Level: slog.LevelWarn,
+		Level: level,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey && len(groups) == 0 {
 				return slog.Attr{}

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 func main() {
@@ -86,6 +87,11 @@ func (e *env) dispatch(args []string) error {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		return e.help(rest)
+	case "pool": // two words: pool fill, pool status
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return &usageError{msg: "pool: want fill or status", hint: "run 'qrng help'"}
+		}
+		name, rest = name+" "+rest[0], rest[1:]
 	}
 	s, ok := lookup(name)
 	if !ok {

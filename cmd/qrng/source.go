@@ -8,6 +8,8 @@ import (
 
 	"github.com/qrng-go/qrng"
 	"github.com/qrng-go/qrng/qrngtest"
+	"github.com/qrng-go/qrng/redispool"
+	"github.com/redis/go-redis/v9"
 )
 
 // fetchFlags are the flags of every command that fetches numbers.
@@ -15,10 +17,12 @@ type fetchFlags struct {
 	emulator bool
 	fallback string
 	bits     int
+	pool     redisFlags
 	policy   qrng.FallbackPolicy // from fallback, set by check
 }
 
 func (f *fetchFlags) define(fs *flag.FlagSet) {
+	f.pool.define(fs)
 	fs.BoolVar(&f.emulator, "emulator", false, "use the built-in emulator even if QCI_TOKEN is set (numbers are NOT quantum)")
 	fs.StringVar(&f.fallback, "fallback", "never", "when crypto/rand may stand in: never, quota or error")
 	fs.IntVar(&f.bits, "bits", qrng.DefaultBits, "width in bits of each value fetched, 1..64")
@@ -41,15 +45,22 @@ func (f *fetchFlags) check() error {
 	return nil
 }
 
-// backend is where numbers come from: the service, or the emulator.
+// backend is where numbers come from: the service, the emulator, or a
+// shared pool.
 type backend struct {
 	token, baseURL string
-	srv            *qrngtest.Server // the in-process emulator, or nil
+	srv            *qrngtest.Server    // the in-process emulator, or nil
+	pool           *redispool.Consumer // the pool's consumer, or nil
+	chunk          int                 // the pool's chunk size
+	rdb            *redis.Client
 }
 
 func (b *backend) close() {
 	if b.srv != nil {
 		b.srv.Close()
+	}
+	if b.rdb != nil {
+		b.rdb.Close()
 	}
 }
 
@@ -68,6 +79,16 @@ func (e *env) serviceURL() (string, error) {
 // backend picks the service when a token is set, else the emulator, and
 // says so on stderr when the numbers will not be quantum.
 func (e *env) backend(f *fetchFlags) (*backend, error) {
+	opts, err := f.pool.resolve(e, false)
+	if err != nil {
+		return nil, err
+	}
+	if opts != nil {
+		if f.emulator {
+			return nil, usagef("%s", errNoPoolWithEmulator)
+		}
+		return e.poolBackend(opts, f.pool.key) // no token, no notice: the bytes are the service's
+	}
 	if token := e.getenv("QCI_TOKEN"); token != "" && !f.emulator {
 		u, err := e.serviceURL()
 		if err != nil {
@@ -100,6 +121,16 @@ func (e *env) sourceConfig(f *fetchFlags, b *backend, batch int) qrng.Config {
 	}
 	if b.srv != nil {
 		cfg.QuotaBits = -1
+	}
+	if b.pool != nil {
+		// Whole chunks per batch: as many as a bounded command needs (at
+		// most 12), 12 for a stream. Bits only sizes the batch here.
+		chunks := int64(12)
+		if batch > 0 {
+			chunks = min(12, max(1, (needBytes(batch, f.bits)+int64(b.chunk)-1)/int64(b.chunk)))
+		}
+		cfg.Upstream, cfg.Bits = b.pool, 64
+		cfg.BatchSize = int(chunks) * b.chunk / 8
 	}
 	return cfg
 }

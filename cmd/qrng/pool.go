@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/qrng-go/qrng"
+	"github.com/qrng-go/qrng/redispool"
+	"github.com/redis/go-redis/v9"
+)
+
+// redisFlags name a pool: -redis URL (default $QRNG_REDIS_URL) and -key.
+type redisFlags struct {
+	url string
+	key string
+}
+
+func (r *redisFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&r.url, "redis", "", "the pool's Redis, as a URL: redis://, rediss:// (TLS) or unix:// (default $QRNG_REDIS_URL)")
+	fs.StringVar(&r.key, "key", redispool.DefaultPrefix, "the prefix of the pool's keys")
+}
+
+// resolve fills the URL from the environment and checks both flags.
+func (r *redisFlags) resolve(e *env, required bool) (*redis.Options, error) {
+	if r.url == "" {
+		r.url = e.getenv("QRNG_REDIS_URL")
+	}
+	if r.key == "" {
+		return nil, usagef("-key: want a prefix")
+	}
+	if r.url == "" {
+		if required {
+			return nil, usagef("-redis: want the pool's Redis URL (or set QRNG_REDIS_URL)")
+		}
+		return nil, nil
+	}
+	opts, err := redis.ParseURL(r.url)
+	if err != nil {
+		return nil, usagef("-redis: %s", redactURL(err.Error(), r.url))
+	}
+	return opts, nil
+}
+
+// redactURL keeps a password in a Redis URL out of a message.
+func redactURL(msg, raw string) string {
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if at := strings.LastIndex(raw, "@"); at > i {
+			msg = strings.ReplaceAll(msg, raw[i+3:at], "[REDACTED]")
+		}
+	}
+	return msg
+}
+
+// poolBackend opens a consumer of the pool, for bytes, ints and floats.
+func (e *env) poolBackend(opts *redis.Options, key string) (*backend, error) {
+	rdb := redis.NewClient(opts)
+	chunk := redispool.DefaultChunkSize
+	if st, err := redispool.ReadStatus(e.ctx, rdb, key); err == nil && st.ChunkSize > 0 {
+		chunk = st.ChunkSize
+	}
+	c, err := redispool.NewConsumer(redispool.ConsumerConfig{Redis: rdb, Prefix: key, ChunkSize: chunk})
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	return &backend{pool: c, chunk: chunk, rdb: rdb}, nil
+}
+
+// poolFillCmd is 'qrng pool fill'.
+type poolFillCmd struct {
+	redisFlags
+	target string
+	bits   int
+	quota  int64
+	chunk  string
+
+	opts    *redis.Options
+	targetN int64
+	chunkN  int64
+}
+
+func (c *poolFillCmd) define(fs *flag.FlagSet) {
+	c.redisFlags.define(fs)
+	fs.StringVar(&c.target, "target", "64MiB", "bytes to keep in the pool (refilled when half is gone)")
+	fs.IntVar(&c.bits, "bits", qrng.DefaultBits, "width in bits of each value fetched, 1..64")
+	fs.Int64Var(&c.quota, "quota", qrng.DefaultQuotaBits, "bits all fillers of the pool may fetch per UTC month")
+	fs.StringVar(&c.chunk, "chunk", "16KiB", "bytes per chunk, 512 to 64KiB")
+}
+
+func (c *poolFillCmd) check(map[string]bool) error {
+	var err error
+	if c.targetN, _, err = parseSize(c.target); err != nil {
+		return usagef("-target %q: %v", c.target, err)
+	}
+	if c.chunkN, _, err = parseSize(c.chunk); err != nil {
+		return usagef("-chunk %q: %v", c.chunk, err)
+	}
+	switch {
+	case c.bits < 1 || c.bits > 64:
+		return usagef("-bits %d outside 1..64", c.bits)
+	case c.quota < 1:
+		return usagef("-quota %d: want a positive number of bits", c.quota)
+	case c.chunkN < redispool.MinChunkSize || c.chunkN > redispool.MaxChunkSize:
+		return usagef("-chunk %s outside 512B..64KiB", c.chunk)
+	case c.targetN < c.chunkN:
+		return usagef("-target %s is less than one chunk", c.target)
+	}
+	return nil
+}
+
+func (c *poolFillCmd) run(e *env) error {
+	opts, err := c.resolve(e, true)
+	if err != nil {
+		return err
+	}
+	token := e.getenv("QCI_TOKEN")
+	if token == "" {
+		return usagef("pool fill needs QCI_TOKEN: the filler is the one that talks to the service")
+	}
+	base, err := e.serviceURL()
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	f, err := redispool.NewFiller(redispool.FillerConfig{Redis: rdb, Prefix: c.key, Token: token, BaseURL: base,
+		Bits: c.bits, ChunkSize: int(c.chunkN), Target: c.targetN, QuotaBits: c.quota, Logger: newLoggerAt(e.stderr, slog.LevelInfo)})
+	if err != nil {
+		return usagef("%s", bare(err))
+	}
+	if err := f.Run(e.ctx); err != nil && e.ctx.Err() == nil {
+		return fmt.Errorf("pool fill: %w", err)
+	}
+	return nil // stopped by SIGINT or SIGTERM: a clean stop, as serve's
+}
+
+// poolStatusCmd is 'qrng pool status'.
+type poolStatusCmd struct{ redisFlags }
+
+func (c *poolStatusCmd) define(fs *flag.FlagSet)     { c.redisFlags.define(fs) }
+func (c *poolStatusCmd) check(map[string]bool) error { return nil }
+
+func (c *poolStatusCmd) run(e *env) error {
+	opts, err := c.resolve(e, true)
+	if err != nil {
+		return err
+	}
+	opts.MaxRetries = -1 // an unreachable Redis is reported at once
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	st, err := redispool.ReadStatus(ctx, rdb, c.key)
+	if err != nil {
+		return fmt.Errorf("pool status: %s", redactURL(bare(err), c.url))
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "pool: %d bytes in %d chunks of %d bytes\n", st.Bytes, st.Chunks, st.ChunkSize)
+	switch {
+	case st.QuotaLimit < 0:
+		fmt.Fprintf(w, "quota: %d bits used in %s, no limit\n", st.QuotaUsed, st.Month)
+	case st.QuotaLimit == 0:
+		fmt.Fprintf(w, "quota: %d bits used in %s, limit not recorded\n", st.QuotaUsed, st.Month)
+	default:
+		fmt.Fprintf(w, "quota: %d of %d bits used in %s (%.1f%%)\n", st.QuotaUsed, st.QuotaLimit, st.Month,
+			100*float64(st.QuotaUsed)/float64(st.QuotaLimit))
+	}
+	if !st.QuotaSpentUntil.IsZero() {
+		fmt.Fprintf(w, "quota spent until: %s\n", st.QuotaSpentUntil.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "filling: %v\n", st.Filling)
+	fmt.Fprintf(w, "fillers: %d\n", len(st.Fillers))
+	for _, f := range st.Fillers {
+		fmt.Fprintf(w, "filler %s: %s (heartbeat %s left)\n", f.ID, f.Info, f.TTL.Round(time.Millisecond))
+	}
+	return nil
+}
+
+var errNoPoolWithEmulator = errors.New("-emulator and -redis exclude each other: the pool's bytes are the service's")
