@@ -30,14 +30,14 @@ func (r *redisFlags) resolve(e *env, required bool) (*redis.Options, error) {
 	if r.url == "" {
 		r.url = e.getenv("QRNG_REDIS_URL")
 	}
-	if r.key == "" {
-		return nil, usagef("-key: want a prefix")
-	}
 	if r.url == "" {
 		if required {
 			return nil, usagef("-redis: want the pool's Redis URL (or set QRNG_REDIS_URL)")
 		}
 		return nil, nil
+	}
+	if r.key == "" {
+		return nil, usagef("-key: want a prefix")
 	}
 	opts, err := redis.ParseURL(r.url)
 	if err != nil {
