@@ -63,6 +63,10 @@ func (e *APIError) Is(target error) bool { return target != nil && target == e.k
 
 const maxErrorBody = 64 << 10
 
+// cutSlack is read past maxErrorBody so that a token straddling the cut is
+// whole when redacted (no token is this long).
+const cutSlack = 4 << 10
+
 // responseError maps a non-2xx response to an *APIError (nil for 2xx).
 // It is the one place where status codes become errors. It reads at most
 // maxErrorBody bytes of the body.
@@ -70,11 +74,17 @@ func responseError(resp *http.Response, endpoint string, now time.Time, redact f
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	// Read a little past the limit and redact before cutting there: a
+	// token cut at the limit would leave its prefix, unrecognised.
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+cutSlack))
+	text := redact(string(body))
+	if len(text) > maxErrorBody {
+		text = text[:maxErrorBody]
+	}
 	e := &APIError{
 		Endpoint:   endpoint,
 		StatusCode: resp.StatusCode,
-		Message:    clean(redact(serverMessage(body)), 300), // redact first: a cut token leaves its prefix
+		Message:    clean(redact(serverMessage([]byte(text))), 300), // redact again: JSON unescaping may reveal one
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now),
 	}
 	status := resp.StatusCode

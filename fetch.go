@@ -305,7 +305,7 @@ func jsonErrorPlace(err error) string {
 }
 
 // attempt sends one request and hands a 2xx answer to handle. answered
-// reports whether the server sent a 2xx status line.
+// reports whether the server sent a 200 status line.
 func (c *Client) attempt(ctx context.Context, path string, body []byte, accessToken string, handle func(*http.Response) error) (answered bool, err error) {
 	actx, cancel := context.WithTimeout(ctx, c.attemptTTL)
 	defer cancel()
@@ -326,7 +326,7 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, accessTo
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // let the connection be reused
 			resp.Body.Close()
 		}()
-		answered = resp.StatusCode >= 200 && resp.StatusCode < 300
+		answered = resp.StatusCode == http.StatusOK // the only answer that serves numbers
 		if err = responseError(resp, path, c.now(), c.sec.redact); err == nil {
 			err = handle(resp)
 		}

@@ -1,11 +1,11 @@
 package qrng
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 
 	"github.com/qrng-go/qrng/internal/health"
+	"github.com/qrng-go/qrng/internal/replay"
 )
 
 // ErrRejectedBatch: a batch failed a health test or repeated a recent
@@ -27,36 +27,34 @@ const (
 // with its mutex.
 type healthState struct {
 	tester health.Tester
-	recent [replayMemory][sha256.Size]byte
-	next   int
-	seen   int
+	replay *replay.Index
 }
 
-func newHealthState() healthState {
-	return healthState{tester: health.New(healthAlphaLog2, healthMinEntropy)}
+// newHealthState returns the checks for batches of batchBytes: anchors
+// about every 64 bytes, or sparser for large batches so that each batch
+// keeps at most about 8192 (a repeat must then be a few KiB long to be
+// seen).
+func newHealthState(batchBytes int) healthState {
+	return healthState{tester: health.New(healthAlphaLog2, healthMinEntropy),
+		replay: replay.New(max(64, batchBytes/8192), replayMemory)}
 }
 
-// test runs the health tests on b and returns its digest for the replay
-// check. It reads only immutable state, so it runs without the Source's
-// lock.
-func (h *healthState) test(b []byte) ([sha256.Size]byte, error) {
+// test runs the health tests on b and returns its replay anchors. It reads
+// only immutable state, so it runs without the Source's lock.
+func (h *healthState) test(b []byte) ([]replay.Fingerprint, error) {
 	if err := h.tester.Check(b); err != nil {
-		return [sha256.Size]byte{}, fmt.Errorf("%w: %v", ErrRejectedBatch, err)
+		return nil, fmt.Errorf("%w: %v", ErrRejectedBatch, err)
 	}
-	return sha256.Sum256(b), nil
+	return h.replay.Anchors(b), nil
 }
 
-// remember rejects a digest seen among the recent batches, else records
-// it. The caller holds the Source's lock.
-func (h *healthState) remember(sum [sha256.Size]byte) error {
-	for i := range min(h.seen, replayMemory) {
-		if h.recent[i] == sum {
-			return fmt.Errorf("%w: it repeats a recent batch (replay)", ErrRejectedBatch)
-		}
+// remember rejects a batch that repeats, anywhere in it, a run of bytes of
+// itself or of one of the recent batches (whole, shifted or in part), else
+// records its anchors. The caller holds the Source's lock.
+func (h *healthState) remember(anchors []replay.Fingerprint) error {
+	if i := h.replay.Remember(anchors); i >= 0 {
+		return fmt.Errorf("%w: it repeats bytes of a recent batch (replay, anchor %d)", ErrRejectedBatch, i)
 	}
-	h.recent[h.next] = sum
-	h.next = (h.next + 1) % replayMemory
-	h.seen++
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,21 +14,19 @@ import (
 // redacted replaces a secret wherever one would appear in text.
 const redacted = "[REDACTED]"
 
-// minSecret is the shortest string treated as a secret: shorter ones would
-// blank out ordinary words.
-const minSecret = 6
-
 // secrets holds every token a Client has held: the API token and each
 // access token ever received. Every error and log line that leaves a
 // Client passes through redact. It is safe for concurrent use.
 type secrets struct {
 	mu   sync.Mutex
-	list []string // deduplicated, each at least minSecret bytes
+	list []string // deduplicated, longest first
 }
 
-// add records s as a secret.
+// add records s as a secret, whatever its length: a server chooses an
+// access token's length, so a short one is no less secret (a very short
+// one blanks out ordinary text too, which is the lesser harm).
 func (k *secrets) add(s string) {
-	if len(s) < minSecret {
+	if s == "" {
 		return
 	}
 	k.mu.Lock()
@@ -38,6 +37,9 @@ func (k *secrets) add(s string) {
 		}
 	}
 	k.list = append(k.list, s)
+	// Longest first, so that a secret inside another is not replaced
+	// first, leaving the rest of the longer one.
+	slices.SortFunc(k.list, func(a, b string) int { return len(b) - len(a) })
 }
 
 func (k *secrets) snapshot() []string {

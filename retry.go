@@ -18,8 +18,8 @@ const baseBackoff = 200 * time.Millisecond
 // attemptHooks run around each attempt of a call. before runs ahead of
 // each attempt (to reserve quota and reset the consumer of the answer) and
 // may stop the call with its error; after runs when the attempt is over,
-// with its error and whether the server answered it with a 2xx status (a
-// request with no such answer cannot have been served). Either may be nil.
+// with its error and whether the server answered it with 200 (a request
+// with no such answer cannot have been served). Either may be nil.
 type attemptHooks struct {
 	before func() error
 	after  func(err error, answered bool)

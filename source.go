@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qrng-go/qrng/internal/health"
+	"github.com/qrng-go/qrng/internal/replay"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -229,13 +230,13 @@ func NewSource(cfg Config) *Source {
 		wake:       make(chan struct{}),
 		ready:      make(chan struct{}),
 		onDemand:   cfg.OnDemand,
-		health:     newHealthState(),
 	}
 	s.batchN = batchValues(cmp(cfg.BatchSize, 100_000), s.bits)
 	s.batchBytes = s.batchN * s.bits / 8
 	s.capacity = max(cmp(cfg.BufferSize, 4*s.batchBytes), s.batchBytes)
 	s.target = s.batchBytes
 	s.low = s.target / 2
+	s.health = newHealthState(s.batchBytes)
 	if cfg.Upstream != nil {
 		s.up = cfg.Upstream
 	} else {
@@ -469,15 +470,15 @@ func (s *Source) worker(ctx context.Context) error {
 		s.mu.Unlock()
 
 		batch, err := s.fetchBatch(ctx, chunk)
-		var sum [32]byte
+		var anchors []replay.Fingerprint
 		if err == nil {
-			sum, err = s.health.test(batch) // outside the lock: it reads the whole batch
+			anchors, err = s.health.test(batch) // outside the lock: it reads the whole batch
 		}
 
 		s.mu.Lock()
 		s.inflight -= s.batchBytes
 		if err == nil {
-			err = s.health.remember(sum)
+			err = s.health.remember(anchors)
 		}
 		switch {
 		case s.closed:
@@ -526,8 +527,8 @@ func (s *Source) failedLocked(err error) {
 		// it is, this error is the one callers see: a later failure of
 		// another kind does not hide it.
 		s.quotaErr = err
-		s.quotaEnd = nextMonth(s.now())
-		if ra := retryAfterOf(err); ra > 0 {
+		s.quotaEnd = nextMonth(s.now()) // a monthly quota renews then, whatever a server says
+		if ra := retryAfterOf(err); ra > 0 && s.now().Add(ra).Before(s.quotaEnd) {
 			s.quotaEnd = s.now().Add(ra)
 		}
 		return

@@ -163,34 +163,23 @@ func (s *Source) publishLocked(sl *slot) bool {
 	return true
 }
 
-// lockSlow takes the mutex for a slow path; a caller that has to wait for
-// it has met another, so the Source switches to stripes.
-func (s *Source) lockSlow() {
-	if !s.mu.TryLock() {
-		s.mu.Lock()
-		s.stripeLocked()
-	}
-}
-
-// serveWindows fills p from windows and the buffer without waiting: from
-// the caller's slot, publishing fresh windows as needed. It returns how
-// many bytes it served; fewer than len(p) means the general path must
-// finish (buffer empty, or windows not allowed now).
+// serveWindows fills p from windows without waiting: it publishes a fresh
+// window in the caller's slot, if the slot's is spent and the buffer has
+// bytes, then claims from it, and so on. It returns how many bytes it
+// served; fewer than len(p) means the general path must finish (buffer
+// empty, or windows not allowed now). Publishing before claiming matters:
+// a caller whose claim ran past a window's end would, by claiming from it
+// again, look like a second caller (and switch the Source to stripes).
 func (s *Source) serveWindows(p []byte) int {
 	n := 0
 	for n < len(p) {
-		sl := s.slotFor()
-		m := s.claim(sl, p[n:])
-		n += m
-		if n == len(p) {
-			break
-		}
-		s.lockSlow()
+		s.mu.Lock()
 		ok := s.publishLocked(s.slotFor())
 		s.mu.Unlock()
 		if !ok {
 			break
 		}
+		n += s.claim(s.slotFor(), p[n:])
 	}
 	return n
 }
