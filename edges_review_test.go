@@ -1,7 +1,9 @@
 package qrng
 
-// Hostile review tests. Each test here is a finding: it fails on the
-// library as reviewed.
+// Edges found by a hostile review of the hardened library. Each test
+// failed before its fix: stream order with one goroutine, a token cut at
+// the error body's limit, a short access token, a quota Retry-After past
+// the month's turn, a 2xx that is not 200, a shifted replay.
 
 import (
 	"context"
