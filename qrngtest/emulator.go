@@ -31,7 +31,10 @@ type Options struct {
 	// Token is the API token the emulator accepts. Default: a random one.
 	Token string
 	// Seed, when nonzero, makes the numbers reproducible: they come from
-	// ChaCha8 seeded with it, in request order. Default: crypto/rand.
+	// ChaCha8 seeded with it, in request order. A client that sends
+	// requests concurrently (a qrng.Source with more than one worker) gets
+	// them in an order that varies, so use Workers: 1 where a stream must
+	// repeat. Default: crypto/rand.
 	Seed uint64
 	// AccessTokenTTL is the lifetime of issued access tokens. Default 1 h.
 	AccessTokenTTL time.Duration
