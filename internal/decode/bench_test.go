@@ -38,6 +38,21 @@ func BenchmarkDecode1M(b *testing.B) {
 				}
 			}
 		})
+		b.Run(name+"DecodeTo", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			var sum uint64
+			for b.Loop() {
+				err := DecodeTo(bytes.NewReader(body), n, bits, MaxBytes(n), func(vs []uint64) {
+					for _, v := range vs {
+						sum += v
+					}
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(name+"encoding-json", func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()

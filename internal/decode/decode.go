@@ -1,12 +1,16 @@
 // Package decode reads the uQRNG random-number answer, a JSON array of
 // unsigned integers, while it streams in.
 //
-// It never holds the body as text: it scans a fixed buffer and hands each
-// value to a callback as soon as it is read. Numbers are parsed as uint64
-// digit by digit, never through float64, so every value up to 2^64-1 is
-// exact. It accepts exactly the inputs that encoding/json would decode into
-// n integers below 2^bits: a bare array, or an object whose only member is
-// "data" holding the array (a shape the live API is tolerated to send).
+// It never holds the body as text: it scans a fixed buffer and hands the
+// values over in batches as soon as they are read. Numbers are parsed as
+// uint64, up to eight digits at a time, never through float64, so every
+// value up to 2^64-1 is exact. It accepts exactly the inputs that
+// encoding/json would decode into n integers below 2^bits: a bare array, or
+// an object whose only member is "data" holding the array (a shape the live
+// API is tolerated to send).
+//
+// Errors show at most one byte of the body: a 200 body could echo a token,
+// and errors end up in logs.
 package decode
 
 import (
@@ -14,8 +18,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/bits"
-	"strconv"
 )
 
 // Error describes a body that is not a valid answer. Index is the position
@@ -43,39 +45,71 @@ var ErrTooLarge = errors.New("body exceeds the size limit")
 // 20 digits, a comma and a space each, plus room for a wrapper and padding.
 func MaxBytes(n int) int64 { return int64(n)*24 + 64<<10 }
 
-const bufSize = 32 << 10
+// BatchLen is the largest number of values DecodeTo hands to its sink at once.
+const BatchLen = 512
 
-type scanner struct {
-	r        io.Reader
-	buf      []byte
-	pos, end int
-	base     int64 // body offset of buf[0]
-	limit    int64
-	readErr  error // sticky error from r (io.EOF at the end)
-	index    int   // index of the value being read
-	n        int
-	maxValue uint64
-}
-
-// Decode reads from r a JSON array of exactly n integers, each below
-// 2^bits, calling emit with each value in order, and checks that nothing
-// but white space follows. It reads at most limit bytes of r. A read error
-// from r is returned wrapped as it is; a malformed body yields an *Error.
-// emit may have been called for some values before an error is returned.
+// DecodeTo reads from r a JSON array of exactly n integers, each below
+// 2^bits, and checks that nothing but white space follows. It reads at most
+// limit bytes of r. It hands the values to sink in order, in slices of at
+// most BatchLen values; the slice is reused once sink returns, so sink must
+// copy what it keeps. A read error from r is returned wrapped as it is; a
+// malformed body yields an *Error. sink may have been called for some
+// values before an error is returned.
 //
-// Whatever the outcome, the buffer that r was given to fill is cleared
-// before Decode returns, so no value read from the body stays there.
-func Decode(r io.Reader, n, bits int, limit int64, emit func(uint64)) error {
+// Whatever the outcome, the buffer that r was given to fill and the slice
+// given to sink are cleared before DecodeTo returns, so no value read from
+// the body stays there.
+func DecodeTo(r io.Reader, n, bits int, limit int64, sink func([]uint64)) error {
 	if bits < 1 || bits > 64 {
 		return fmt.Errorf("decode: bits %d outside 1..64", bits)
 	}
-	s := &scanner{r: r, buf: make([]byte, bufSize), limit: limit, n: n, index: -1,
-		maxValue: math.MaxUint64 >> (64 - bits)}
-	defer clear(s.buf)
-	return s.decode(emit)
+	s := &scanner{r: r, limit: limit, n: n, index: -1, maxValue: math.MaxUint64 >> (64 - bits)}
+	defer s.erase()
+	return s.decode(sink)
 }
 
-func (s *scanner) decode(emit func(uint64)) error {
+// Decode is DecodeTo calling emit with each value in turn.
+func Decode(r io.Reader, n, bits int, limit int64, emit func(uint64)) error {
+	return DecodeTo(r, n, bits, limit, func(vs []uint64) {
+		for _, v := range vs {
+			emit(v)
+		}
+	})
+}
+
+const (
+	bufSize = 32 << 10
+	// margin is how many bytes are buffered from the start of each value,
+	// unless the body has ended: enough for the number parser's three 8-byte
+	// loads and a separator.
+	margin = 32
+)
+
+type scanner struct {
+	r io.Reader
+	// buf[pos:end] are the unread bytes, at body offset base+pos. Reads
+	// fill buf[:bufSize]; the margin after it is room for loads past end.
+	// Unless done, end-pos >= margin whenever a value is parsed; once done,
+	// buf[end:end+margin] is zero, so a load past end sees no digit.
+	buf      [bufSize + margin]byte
+	pos, end int
+	base     int64
+	limit    int64
+	done     bool  // r has no more to give; readErr says why
+	readErr  error // io.EOF at the end of the body
+	index    int   // index of the value being read, -1 before the first
+	n        int
+	maxValue uint64
+	batch    [BatchLen]uint64 // values not yet handed to the sink
+}
+
+// erase clears everything the body passed through.
+func (s *scanner) erase() {
+	clear(s.buf[:])
+	clear(s.batch[:])
+}
+
+func (s *scanner) decode(sink func([]uint64)) error {
 	c, err := s.next()
 	if err != nil {
 		return err
@@ -93,7 +127,7 @@ func (s *scanner) decode(emit func(uint64)) error {
 		return s.unexpected(c, "'['")
 	}
 	s.pos++
-	if err := s.values(emit); err != nil {
+	if err := s.values(sink); err != nil {
 		return err
 	}
 	if wrapped {
@@ -108,7 +142,7 @@ func (s *scanner) decode(emit func(uint64)) error {
 		}
 		s.pos++
 	}
-	switch c, err := s.nonSpace(); {
+	switch c, err := s.peek(); {
 	case err == nil:
 		return s.fail("trailing data after the answer" + kind(c))
 	case errors.Is(err, errEnd):
@@ -118,132 +152,11 @@ func (s *scanner) decode(emit func(uint64)) error {
 	}
 }
 
-// errEnd marks a clean end of the body inside nonSpace.
-var errEnd = errors.New("end of body")
-
-// fill reads more input into buf. It returns false at the end of input or on error.
-func (s *scanner) fill() bool {
-	if s.readErr != nil {
-		return false
-	}
-	s.base += int64(s.end)
-	s.pos, s.end = 0, 0
-	room := s.limit - s.base + 1 // read one byte past the limit to detect it
-	b := s.buf
-	if room < int64(len(b)) {
-		b = b[:max(room, 1)]
-	}
-	for s.end == 0 && s.readErr == nil {
-		m, err := s.r.Read(b)
-		s.end = m
-		if err != nil {
-			s.readErr = err
-		}
-	}
-	if s.base+int64(s.end) > s.limit {
-		s.readErr = ErrTooLarge
-		s.end = 0
-		return false
-	}
-	return s.end > 0
-}
-
-// endErr turns the end of input into the error to report.
-func (s *scanner) endErr() error {
-	switch {
-	case s.readErr == io.EOF:
-		return &Error{Offset: s.offset(), Index: s.index, Truncated: true,
-			Msg: fmt.Sprintf("body ended early, after %d of %d values", max(s.index, 0), s.n)}
-	case s.readErr == ErrTooLarge:
-		return &Error{Offset: s.offset(), Index: -1, Msg: fmt.Sprintf("%s of %d bytes", ErrTooLarge, s.limit)}
-	default:
-		return fmt.Errorf("reading body: %w", s.readErr)
-	}
-}
-
-func (s *scanner) offset() int64 { return s.base + int64(s.pos) }
-
-func (s *scanner) fail(msg string) error {
-	return &Error{Offset: s.offset(), Index: -1, Msg: msg}
-}
-
-func (s *scanner) failValue(msg string) error {
-	return &Error{Offset: s.offset(), Index: s.index, Msg: msg}
-}
-
-// unexpected reports the byte c where want was expected. The message shows
-// that one byte and what it starts, never more of the body: a 200 body
-// could echo a token, and errors end up in logs.
-func (s *scanner) unexpected(c byte, want string) error {
-	return s.fail("unexpected " + quoteByte(c) + ", want " + want + kind(c))
-}
-
-// quoteByte shows one byte of the body: quoted if printable ASCII, else in hex.
-func quoteByte(c byte) string {
-	if c < 0x20 || c > 0x7e {
-		return fmt.Sprintf("byte 0x%02x", c)
-	}
-	return fmt.Sprintf("%q", c)
-}
-
-// kind names the JSON value that starts with c, as a suffix to a message.
-func kind(c byte) string {
-	switch c {
-	case '"':
-		return " (found a string)"
-	case '{':
-		return " (found an object)"
-	case '[':
-		return " (found an array)"
-	case 't', 'f', 'n':
-		return " (found a literal or a word)"
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return " (found a number)"
-	}
-	return ""
-}
-
-// outOfRange describes a value above max; a value of more than 16 digits
-// is described by its length rather than shown.
-func outOfRange(v, max uint64) string {
-	if v >= 1e16 {
-		return fmt.Sprintf("a %d-digit number is out of range (at most %d)", len(strconv.FormatUint(v, 10)), max)
-	}
-	return fmt.Sprintf("%d is out of range (at most %d)", v, max)
-}
-
-// nonSpace skips JSON white space and returns the next byte without consuming it.
-// At the end of input it returns errEnd if the body ended cleanly there.
-func (s *scanner) nonSpace() (byte, error) {
-	for {
-		for s.pos < s.end {
-			switch c := s.buf[s.pos]; c {
-			case ' ', '\t', '\n', '\r':
-				s.pos++
-			default:
-				return c, nil
-			}
-		}
-		if !s.fill() {
-			if s.readErr == io.EOF {
-				return 0, errEnd
-			}
-			return 0, s.endErr()
-		}
-	}
-}
-
-// next is nonSpace for places where the body must go on.
-func (s *scanner) next() (byte, error) {
-	c, err := s.nonSpace()
-	if errors.Is(err, errEnd) {
-		return 0, s.endErr()
-	}
-	return c, err
-}
-
-// values reads array elements after '[' up to and including ']'.
-func (s *scanner) values(emit func(uint64)) error {
+// values reads array elements after '[' up to and including ']'. The run
+// of values followed by commas goes through fast; the general path here
+// takes each value fast leaves: the last, one after unusual white space,
+// one near the buffer's end, and any malformed one, which it reports.
+func (s *scanner) values(sink func([]uint64)) error {
 	c, err := s.next()
 	if err != nil {
 		return err
@@ -252,7 +165,21 @@ func (s *scanner) values(emit func(uint64)) error {
 		s.pos++
 		return s.countErr(0)
 	}
-	for i := 0; ; i++ {
+	i, k := 0, 0 // values read, values in s.batch
+	for {
+		if k == BatchLen {
+			sink(s.batch[:])
+			k = 0
+		}
+		took := s.fast(k, min(BatchLen-k, s.n-i))
+		i, k = i+took, k+took
+		if k == BatchLen {
+			continue
+		}
+		// s.buf[s.pos] is the first byte of value i, or white space before it.
+		if _, err := s.next(); err != nil {
+			return err
+		}
 		s.index = i
 		if i >= s.n {
 			return s.failValue(fmt.Sprintf("more than the %d values asked for", s.n))
@@ -264,17 +191,11 @@ func (s *scanner) values(emit func(uint64)) error {
 		if v > s.maxValue {
 			return s.failValue(outOfRange(v, s.maxValue))
 		}
-		emit(v)
-		// Fast path for the usual ", " between values.
-		if s.pos+2 < s.end && s.buf[s.pos] == ',' {
-			p := s.pos + 1
-			if s.buf[p] == ' ' {
-				p++
-			}
-			if s.buf[p]-'0' <= 9 {
-				s.pos = p
-				continue
-			}
+		s.batch[k] = v
+		i, k = i+1, k+1
+		switch s.buf[s.pos] {
+		case '.', 'e', 'E':
+			return s.failValue("not an integer (fraction or exponent)")
 		}
 		if c, err = s.next(); err != nil {
 			return err
@@ -282,11 +203,17 @@ func (s *scanner) values(emit func(uint64)) error {
 		s.pos++
 		switch c {
 		case ',':
-			if _, err = s.next(); err != nil { // make sure the next value's first byte is buffered
+			if _, err = s.next(); err != nil { // the next value must follow
 				return err
 			}
 		case ']':
-			return s.countErr(i + 1)
+			if err := s.countErr(i); err != nil {
+				return err
+			}
+			if k > 0 {
+				sink(s.batch[:k])
+			}
+			return nil
 		default:
 			s.pos--
 			return s.unexpected(c, "',' or ']'")
@@ -300,181 +227,4 @@ func (s *scanner) countErr(got int) error {
 		return s.fail(fmt.Sprintf("got %d values, want %d", got, s.n))
 	}
 	return nil
-}
-
-// number parses an unsigned decimal integer at the current position.
-func (s *scanner) number() (uint64, error) {
-	c := s.buf[s.pos] // the caller has peeked a byte
-	switch {
-	case c == '-':
-		return 0, s.failValue("negative number")
-	case c < '0' || c > '9':
-		return 0, s.failValue("unexpected " + quoteByte(c) + ", want a number" + kind(c))
-	}
-	// Fast path: the number ends inside the buffer. Up to 19 digits cannot
-	// overflow (10^19 - 1 < 2^64); a 20th digit is checked against 2^64 - 1.
-	start, i := s.pos, s.pos
-	var v uint64
-	for i < s.end && i-start < 19 {
-		d := s.buf[i] - '0'
-		if d > 9 {
-			break
-		}
-		v = v*10 + uint64(d)
-		i++
-	}
-	if i-start == 19 && i < s.end {
-		if d := s.buf[i] - '0'; d <= 9 {
-			if v > math.MaxUint64/10 || (v == math.MaxUint64/10 && uint64(d) > math.MaxUint64%10) {
-				return 0, s.failValue("number exceeds 64 bits")
-			}
-			v = v*10 + uint64(d)
-			i++
-			if i < s.end && s.buf[i]-'0' <= 9 {
-				return 0, s.failValue("number exceeds 64 bits")
-			}
-		}
-	}
-	if i < s.end {
-		if c == '0' && i-start > 1 {
-			return 0, s.failValue("number with a leading zero")
-		}
-		s.pos = i
-		return v, s.afterNumber()
-	}
-	return s.slowNumber()
-}
-
-// slowNumber parses a number that may cross the buffer's end or overflow.
-func (s *scanner) slowNumber() (uint64, error) {
-	var v uint64
-	digits := 0
-	first := s.buf[s.pos]
-	for {
-		for s.pos < s.end {
-			d := s.buf[s.pos] - '0'
-			if d > 9 {
-				return v, s.afterNumber()
-			}
-			if digits == 1 && first == '0' {
-				return 0, s.failValue("number with a leading zero")
-			}
-			hi, lo := bits.Mul64(v, 10)
-			lo, carry := bits.Add64(lo, uint64(d), 0)
-			if hi != 0 || carry != 0 {
-				return 0, s.failValue("number exceeds 64 bits")
-			}
-			v = lo
-			digits++
-			s.pos++
-		}
-		if !s.fill() {
-			return 0, s.endErr() // a number cannot end the body
-		}
-	}
-}
-
-// afterNumber rejects a fraction or an exponent after the digits.
-func (s *scanner) afterNumber() error {
-	if s.pos == s.end && !s.fill() {
-		return s.endErr()
-	}
-	switch s.buf[s.pos] {
-	case '.', 'e', 'E':
-		return s.failValue("not an integer (fraction or exponent)")
-	}
-	return nil
-}
-
-// objectStart reads `{ "data" :` of the tolerated wrapper, key escapes allowed.
-func (s *scanner) objectStart() error {
-	s.pos++ // '{'
-	c, err := s.next()
-	if err != nil {
-		return err
-	}
-	if c != '"' {
-		return s.unexpected(c, "the member \"data\"")
-	}
-	start := s.offset()
-	s.pos++
-	key, err := s.key()
-	if err != nil {
-		return err
-	}
-	if key != "data" {
-		return &Error{Offset: start, Index: -1, Msg: "unexpected object member, want only \"data\""}
-	}
-	if c, err = s.next(); err != nil {
-		return err
-	}
-	if c != ':' {
-		return s.unexpected(c, "':'")
-	}
-	s.pos++
-	return nil
-}
-
-// key reads a JSON string after its opening quote. It decodes escapes
-// enough to compare with an ASCII name; anything else is kept as is.
-func (s *scanner) key() (string, error) {
-	var b []byte
-	for len(b) <= 64 {
-		c, err := s.byte()
-		if err != nil {
-			return "", err
-		}
-		switch {
-		case c == '"':
-			return string(b), nil
-		case c < 0x20:
-			return "", s.fail("control character in a string")
-		case c != '\\':
-			b = append(b, c)
-			continue
-		}
-		if c, err = s.byte(); err != nil {
-			return "", err
-		}
-		switch c {
-		case '"', '\\', '/':
-			b = append(b, c)
-		case 'b', 'f', 'n', 'r', 't':
-			b = append(b, 0x7f) // a stand-in that never matches a name
-		case 'u':
-			var r rune
-			for range 4 {
-				h, err := s.byte()
-				if err != nil {
-					return "", err
-				}
-				switch {
-				case h >= '0' && h <= '9':
-					r = r<<4 | rune(h-'0')
-				case h|0x20 >= 'a' && h|0x20 <= 'f':
-					r = r<<4 | rune(h|0x20-'a'+10)
-				default:
-					return "", s.fail("bad \\u escape in a string")
-				}
-			}
-			if r < 0x80 {
-				b = append(b, byte(r))
-			} else {
-				b = append(b, 0x7f)
-			}
-		default:
-			return "", s.fail("bad escape in a string")
-		}
-	}
-	return "", s.fail("unexpected object member (a long name), want only \"data\"")
-}
-
-// byte consumes one byte.
-func (s *scanner) byte() (byte, error) {
-	if s.pos == s.end && !s.fill() {
-		return 0, s.endErr()
-	}
-	c := s.buf[s.pos]
-	s.pos++
-	return c, nil
 }

@@ -210,6 +210,12 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 		if ok && !slicesEqual(got, want) {
 			t.Fatalf("input %q: got %v, encoding/json %v", data, got, want)
 		}
+		// The same body a byte at a time: values straddle every read.
+		var got1 []uint64
+		err1 := DecodeTo(iotest.OneByteReader(bytes.NewReader(data)), n, bits, MaxBytes(n)+int64(len(data)), func(vs []uint64) { got1 = append(got1, vs...) })
+		if ok != (err1 == nil) || ok && !slicesEqual(got1, want) {
+			t.Fatalf("input %q n=%d bits=%d read a byte at a time: got %v, %v; encoding/json %v, %v", data, n, bits, got1, err1, want, ok)
+		}
 	})
 }
 
