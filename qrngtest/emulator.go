@@ -12,7 +12,6 @@
 package qrngtest
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -343,23 +342,18 @@ func (e *Emulator) serveRandom(w http.ResponseWriter, r *http.Request, f Fault) 
 	e.writeValues(w, r, values, bits, f)
 }
 
-// draw makes n values of bits bits; the caller holds e.mu.
+// draw makes n values of bits bits; the caller holds e.mu. It draws only
+// the bits needed, in blocks (see fillValues).
 func (e *Emulator) draw(n, bits int, zero bool) []uint64 {
 	values := make([]uint64, n)
 	if zero {
 		return values
 	}
+	random := func(p []byte) { rand.Read(p) }
 	if e.rng != nil {
-		for i := range values {
-			values[i] = e.rng.Uint64() >> (64 - bits)
-		}
-		return values
+		random = func(p []byte) { e.rng.Read(p) }
 	}
-	buf := make([]byte, 8*n)
-	rand.Read(buf)
-	for i := range values {
-		values[i] = binary.LittleEndian.Uint64(buf[8*i:]) >> (64 - bits)
-	}
+	fillValues(values, bits, random)
 	return values
 }
 
@@ -418,17 +412,24 @@ func (e *Emulator) serveUsage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int64{"n_bits": sum})
 }
 
-// writeValues streams values as the API does: "[5845, 7686, 2788]".
+// writeValues streams values as the API does: "[5845, 7686, 2788]". It
+// formats runs of values in bulk and writes chunks of 64 KiB (16 KiB with
+// SlowBody, which pauses after each).
 func (e *Emulator) writeValues(w http.ResponseWriter, r *http.Request, values []uint64, bits int, f Fault) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 32<<10)
-	var out []byte
+	chunk := 64 << 10
+	if f.SlowBody > 0 {
+		chunk = 16 << 10
+	}
+	out := make([]byte, 0, chunk+64)
 	flush := func() bool {
-		bw.Write(out)
+		_, err := w.Write(out)
 		out = out[:0]
+		if err != nil {
+			return false
+		}
 		if f.SlowBody > 0 {
-			bw.Flush()
 			if fl, ok := w.(http.Flusher); ok {
 				fl.Flush()
 			}
@@ -439,7 +440,6 @@ func (e *Emulator) writeValues(w http.ResponseWriter, r *http.Request, values []
 	if f.Malformed {
 		out = append(out, `[1, 2, "three", {`...)
 		flush()
-		bw.Flush()
 		return
 	}
 	if f.Wrap {
@@ -447,37 +447,52 @@ func (e *Emulator) writeValues(w http.ResponseWriter, r *http.Request, values []
 	}
 	out = append(out, '[')
 	count := len(values) + f.WrongCount
-	cut := -1
+	cut, bad := -1, -1 // where Truncate closes the connection; OutOfRange's value
 	if f.Truncate {
 		cut = len(values) / 2
 	}
-	for i := 0; i < count || f.Endless; i++ {
-		if i == cut {
+	if f.OutOfRange {
+		bad = len(values) / 2
+	}
+	for i := 0; i < count || f.Endless; {
+		switch i {
+		case cut:
 			flush()
-			bw.Flush()
 			panic(http.ErrAbortHandler) // close the connection mid-body
-		}
-		if i > 0 {
-			out = append(out, ", "...)
-		}
-		var v uint64
-		if i < len(values) {
-			v = values[i]
-		} else {
-			v = values[i%len(values)]
-		}
-		if f.OutOfRange && i == len(values)/2 {
+		case bad:
+			if i > 0 {
+				out = append(out, ", "...)
+			}
 			if bits == 64 {
 				out = append(out, "18446744073709551616"...)
-				continue
+			} else {
+				out = strconv.AppendUint(out, 1<<bits, 10)
 			}
-			v = 1 << bits
+			i++
+			continue
 		}
-		out = strconv.AppendUint(out, v, 10)
-		if len(out) >= 16<<10 && !flush() {
+		// A run of values that stops at the next special index, at the
+		// batch's end (later values repeat the batch: WrongCount, Endless),
+		// or when the chunk is full (22 bytes a value at most).
+		j := min(i+max(1, (chunk-len(out))/22), (i/len(values)+1)*len(values))
+		if !f.Endless {
+			j = min(j, count)
+		}
+		for _, stop := range []int{cut, bad} {
+			if stop > i {
+				j = min(j, stop)
+			}
+		}
+		k := i % len(values)
+		out = appendValues(out, values[k:k+j-i], i == 0)
+		i = j
+		if len(out) < chunk {
+			continue
+		}
+		if !flush() {
 			return
 		}
-		if f.Endless && i%1024 == 0 {
+		if f.Endless {
 			select {
 			case <-r.Context().Done():
 				return
@@ -492,7 +507,6 @@ func (e *Emulator) writeValues(w http.ResponseWriter, r *http.Request, values []
 		out = append(out, '}')
 	}
 	flush()
-	bw.Flush()
 }
 
 // pause sleeps for d unless the request or the emulator ends first.
