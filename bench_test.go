@@ -277,7 +277,7 @@ func BenchmarkFetch1M(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				p := bitpack.New(bits, chunk[:0])
-				err := c.fetch(context.Background(), MaxSamples, bits, attemptHooks{before: func() error { p.Reset(chunk[:0]); return nil }}, p.Add)
+				err := c.fetch(context.Background(), MaxSamples, bits, attemptHooks{before: func() error { p.Reset(chunk[:0]); return nil }}, addAll(p))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -354,7 +354,7 @@ func BenchmarkFetchMemory1M64(b *testing.B) {
 	for b.Loop() {
 		chunk := make([]byte, 0, MaxSamples*8) // the packed batch itself counts
 		p := bitpack.New(64, chunk)
-		err := c.fetch(context.Background(), MaxSamples, 64, attemptHooks{before: func() error { p.Reset(chunk); return nil }}, p.Add)
+		err := c.fetch(context.Background(), MaxSamples, 64, attemptHooks{before: func() error { p.Reset(chunk); return nil }}, addAll(p))
 		if err != nil {
 			b.Fatal(err)
 		}

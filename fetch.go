@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qrng-go/qrng/internal/bitpack"
 	"github.com/qrng-go/qrng/internal/decode"
 )
 
@@ -201,7 +202,7 @@ func isLoopback(host string) bool {
 func (c *Client) RandomNumbers(ctx context.Context, n, bits int) ([]uint64, error) {
 	out := make([]uint64, 0, max(0, min(n, MaxSamples)))
 	reset := attemptHooks{before: func() error { out = out[:0]; return nil }}
-	err := c.fetch(ctx, n, bits, reset, func(v uint64) { out = append(out, v) })
+	err := c.fetch(ctx, n, bits, reset, func(vs []uint64) { out = append(out, vs...) })
 	if err != nil {
 		return nil, err
 	}
@@ -219,21 +220,31 @@ func checkRequest(n, bits int) error {
 }
 
 // fetch is RandomNumbers without the slice: hooks run around every
-// attempt (to reserve and refund quota, and reset the consumer); emit
-// receives the values of the attempt in progress.
-func (c *Client) fetch(ctx context.Context, n, bits int, hooks attemptHooks, emit func(uint64)) error {
+// attempt (to reserve and refund quota, and reset the consumer); sink
+// receives the values of the attempt in progress, in slices of up to
+// decode.BatchLen that it must not keep.
+func (c *Client) fetch(ctx context.Context, n, bits int, hooks attemptHooks, sink func([]uint64)) error {
 	if err := checkRequest(n, bits); err != nil {
 		return err
 	}
 	body := fmt.Appendf(nil, `{"distribution":"uniform_discrete","output_type":"decimal","n_samples":%d,"n_bits":%d}`, n, bits)
 	return c.call(ctx, pathRandomNumbers, body, true, func(resp *http.Response) error {
-		err := decode.Decode(resp.Body, n, bits, decode.MaxBytes(n), emit)
+		err := decode.DecodeTo(resp.Body, n, bits, decode.MaxBytes(n), sink)
 		var de *decode.Error
 		if errors.As(err, &de) {
 			return &invalidResponse{err: de}
 		}
 		return err
 	}, hooks)
+}
+
+// addAll returns a sink for fetch that packs each value with p.
+func addAll(p *bitpack.Packer) func([]uint64) {
+	return func(vs []uint64) {
+		for _, v := range vs {
+			p.Add(v)
+		}
+	}
 }
 
 // invalidResponse is a 200 answer that failed to decode.

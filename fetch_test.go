@@ -518,7 +518,7 @@ func TestPackedFetch64Exact(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{Seed: 7, Record: true})
 	c, _ := newTestClient(t, srv, ClientConfig{})
 	var p *bitpack.Packer
-	err := c.fetch(context.Background(), 64, 64, attemptHooks{before: func() error { p = bitpack.New(64, nil); return nil }}, func(v uint64) { p.Add(v) })
+	err := c.fetch(context.Background(), 64, 64, attemptHooks{before: func() error { p = bitpack.New(64, nil); return nil }}, func(vs []uint64) { addAll(p)(vs) })
 	require.NoError(t, err)
 	assert.Equal(t, srv.Batches()[0], bitpack.Unpack(p.Bytes(), 64, 64))
 }

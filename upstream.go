@@ -92,7 +92,7 @@ func (u *service) Fetch(ctx context.Context, p []byte) (int, error) {
 			}
 		},
 	}
-	if err := u.client.fetch(ctx, u.batchN, u.bits, hooks, pk.Add); err != nil {
+	if err := u.client.fetch(ctx, u.batchN, u.bits, hooks, addAll(pk)); err != nil {
 		return 0, err
 	}
 	out := pk.Bytes()

@@ -45,6 +45,6 @@ func ExampleStart() {
 	_, err = c.RandomNumbers(context.Background(), 5, 16)
 	fmt.Println("after the test, the server answers:", err == nil)
 	// Output:
-	// [7145 18386 13416 56650 51844] <nil>
+	// [58986 16248 48463 7145 47214] <nil>
 	// after the test, the server answers: false
 }
