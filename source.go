@@ -153,6 +153,7 @@ type Source struct {
 	_       [56]byte
 
 	reportMu sync.Mutex // held while delivering events, so they arrive in order
+	pubMu    sync.Mutex // held by callers (never workers) publishing windows; see serveWindows
 
 	mu        sync.Mutex // guards all below
 	buf       buffer

@@ -34,9 +34,9 @@ import (
 // without the lock, possibly just after Close returns.
 
 const (
-	windowSize = 4 << 10 // bytes cut from the buffer per window
-	numStripes = 64      // slots once contention is seen, a power of two
-	maxClaim   = 256     // Reads up to this size are served from windows
+	windowSize = 16 << 10 // bytes cut from the buffer per window
+	numStripes = 64       // slots once contention is seen, a power of two
+	maxClaim   = 256      // Reads up to this size are served from windows
 	closedOff  = math.MaxInt64 / 2
 )
 
@@ -173,9 +173,16 @@ func (s *Source) publishLocked(sl *slot) bool {
 func (s *Source) serveWindows(p []byte) int {
 	n := 0
 	for n < len(p) {
+		// Only callers take pubMu (workers never do): a caller that finds
+		// it held has met another caller.
+		if !s.pubMu.TryLock() {
+			s.pubMu.Lock()
+			s.collided()
+		}
 		s.mu.Lock()
 		ok := s.publishLocked(s.slotFor())
 		s.mu.Unlock()
+		s.pubMu.Unlock()
 		if !ok {
 			break
 		}
