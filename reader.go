@@ -25,13 +25,13 @@ func (s *Source) Read(p []byte) (int, error) {
 		}
 		if w := sl.w.Load(); w != nil {
 			end := w.off.Add(int64(n))
-			if end <= int64(len(w.b)) && s.trace == nil {
+			if end < int64(len(w.b)) && s.trace == nil {
 				src := w.b[end-int64(n) : end]
 				copy(p, src)
 				clear(src)
 				return n, nil
 			}
-			k := s.settle(w, end, p)
+			k := s.settle(sl, w, end, p) // the window's end: settle withdraws it
 			return s.readRest(p, k)
 		}
 		return s.readRest(p, 0)

@@ -278,14 +278,14 @@ func (s *Source) Uint64() uint64 {
 	}
 	if w := sl.w.Load(); w != nil {
 		end := w.off.Add(8)
-		if end <= int64(len(w.b)) && s.trace == nil {
+		if end < int64(len(w.b)) && s.trace == nil {
 			p := w.b[end-8 : end]
 			v := binary.BigEndian.Uint64(p)
 			binary.NativeEndian.PutUint64(p, 0)
 			return v
 		}
 		var b [8]byte
-		k := s.settle(w, end, b[:])
+		k := s.settle(sl, w, end, b[:]) // the window's end: settle withdraws it
 		return s.uint64Slow(&b, k)
 	}
 	var b [8]byte

@@ -92,17 +92,26 @@ func (s *Source) claim(sl *slot, p []byte) int {
 	if w == nil {
 		return 0
 	}
-	return s.settle(w, w.off.Add(int64(len(p))), p)
+	return s.settle(sl, w, w.off.Add(int64(len(p))), p)
 }
 
-// settle serves what the claim [end-len(p), end) of w owns into p, erases
-// it, and returns how many bytes that was.
-func (s *Source) settle(w *window, end int64, p []byte) int {
+// settle serves what the claim [end-len(p), end) of sl's window w owns
+// into p, erases it, and returns how many bytes that was.
+//
+// A claim that reaches or passes the window's end withdraws the window
+// (if still published), so that its claimer's next claim finds no window
+// rather than this spent one. Hence a claim that starts at or past the
+// end was made by another caller that loaded the window before it was
+// withdrawn: the Source has concurrent callers, and switches to stripes.
+func (s *Source) settle(sl *slot, w *window, end int64, p []byte) int {
 	size := int64(len(w.b))
 	start := end - int64(len(p))
+	if end >= size {
+		sl.w.CompareAndSwap(w, nil)
+	}
 	if start >= size {
-		if start > size && start < closedOff {
-			s.collided() // another claim ran past the end first
+		if start < closedOff {
+			s.collided()
 		}
 		return 0
 	}
@@ -225,7 +234,7 @@ func (s *Source) drainSlot(sl *slot, p []byte) int {
 		}
 		end := min(size, old+int64(len(p)))
 		if w.off.CompareAndSwap(old, end) {
-			return s.settle(w, end, p[:end-old])
+			return s.settle(sl, w, end, p[:end-old])
 		}
 	}
 }
