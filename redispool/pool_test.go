@@ -283,7 +283,10 @@ func TestEmptyPool(t *testing.T) {
 	t.Run("live filler: wait for the refill", func(t *testing.T) {
 		srv := newEmulator(t)
 		rdb := rs.client(t, "", "")
-		srv.Inject(qrngtest.Fault{Latency: 300 * time.Millisecond})
+		// Every request is slow, so the pool is surely empty when Fetch
+		// starts (one slow request left the other worker free to fill it
+		// first on a quick machine).
+		srv.Inject(qrngtest.Fault{Latency: time.Second, Times: -1})
 		f := newTestFiller(t, testFillerConfig(srv, rdb, "live"))
 		runFiller(t, f)
 		require.Eventually(t, func() bool { return rdb.Exists(ctx, "live:alive").Val() == 1 }, 10*time.Second, time.Millisecond)
