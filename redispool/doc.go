@@ -34,7 +34,8 @@
 //   - Every chunk comes from one batch the service sent whole, which
 //     passed the health tests (SP 800-90B repetition count and adaptive
 //     proportion, false alarms 2^-40, 7 bits of min-entropy per byte
-//     assumed) and was not a repeat of one of the filler's last 16.
+//     assumed) and repeated no run of bytes of itself or of the filler's last 16
+//     batches, at any offset (the same replay check as a Source's).
 //   - The fillers of a pool never reserve more than its quota in a UTC
 //     month, however many they are.
 //   - A filler stopped by its context pushes the batch it holds, whole,

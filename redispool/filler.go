@@ -3,7 +3,6 @@ package redispool
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/qrng-go/qrng"
 	"github.com/qrng-go/qrng/internal/bitpack"
 	"github.com/qrng-go/qrng/internal/health"
+	"github.com/qrng-go/qrng/internal/replay"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -165,20 +165,18 @@ type Filler struct {
 	running atomic.Bool
 	beatMu  sync.Mutex // one beat at a time, so the last state computed is the last written
 
-	mu          sync.Mutex // guards everything below
-	filling     bool       // a top-up is under way
-	inflight    int64      // chunks being fetched
-	top         topUp
-	quotaBlock  bool      // the last reservation was refused
-	quotaEnd    time.Time // when the month (or the service's refusal) ends
-	quotaRetry  time.Time // when to try reserving again
-	lastUsed    int64     // the month's count at the last reservation
-	redisDown   bool      // the last Redis call failed
-	beaten      string    // the state of the last heartbeat
-	recent      [replayMemory][sha256.Size]byte
-	recentNext  int
-	recentCount int
-	stats       FillerStats
+	mu         sync.Mutex // guards everything below
+	filling    bool       // a top-up is under way
+	inflight   int64      // chunks being fetched
+	top        topUp
+	quotaBlock bool          // the last reservation was refused
+	quotaEnd   time.Time     // when the month (or the service's refusal) ends
+	quotaRetry time.Time     // when to try reserving again
+	lastUsed   int64         // the month's count at the last reservation
+	redisDown  bool          // the last Redis call failed
+	beaten     string        // the state of the last heartbeat
+	replay     *replay.Index // anchors of the last replayMemory batches (as the Source's check)
+	stats      FillerStats
 }
 
 // topUp is one top-up, from the low mark to the high mark, for its log line.
@@ -240,6 +238,7 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 	f.batchN = n
 	f.batchBytes = n * f.bits / 8
 	f.batchChunks = f.batchBytes / f.chunk
+	f.replay = replay.New(max(64, f.batchBytes/8192), replayMemory) // as the Source's check
 	f.batchBits = int64(n) * int64(f.bits)
 
 	target := orDefault(cfg.Target, DefaultTarget)
@@ -677,17 +676,12 @@ func (f *Filler) check(b []byte) error {
 	if err := f.tester.Check(b); err != nil {
 		return fmt.Errorf("%w: %v", qrng.ErrRejectedBatch, err)
 	}
-	sum := sha256.Sum256(b)
+	anchors := f.replay.Anchors(b) // outside the lock: it reads the whole batch
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i := range min(f.recentCount, replayMemory) {
-		if f.recent[i] == sum {
-			return fmt.Errorf("%w: it repeats a recent batch (replay)", qrng.ErrRejectedBatch)
-		}
+	if i := f.replay.Remember(anchors); i >= 0 {
+		return fmt.Errorf("%w: it repeats bytes of a recent batch (replay, anchor %d)", qrng.ErrRejectedBatch, i)
 	}
-	f.recent[f.recentNext] = sum
-	f.recentNext = (f.recentNext + 1) % replayMemory
-	f.recentCount++
 	return nil
 }
 
