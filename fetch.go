@@ -160,15 +160,21 @@ func cmp[T comparable](v, def T) T {
 }
 
 func checkBaseURL(s string) (*url.URL, error) {
+	// The messages name the scheme and host only: a path, a query or user
+	// information may hold a secret.
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("qrng: base URL %q: %w", s, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL itself
+		}
+		return nil, fmt.Errorf("qrng: base URL does not parse: %w", err)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("qrng: base URL %q has no host", s)
+		return nil, errors.New("qrng: base URL has no host")
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("qrng: base URL %q must not carry a query, fragment or user info", u.Redacted())
+		return nil, fmt.Errorf("qrng: base URL %s://%s... must not carry a query, fragment or user info", u.Scheme, u.Host)
 	}
 	return u, checkScheme(u)
 }

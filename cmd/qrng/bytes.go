@@ -91,17 +91,22 @@ func (c *bytesCmd) run(e *env) error {
 		if c.total >= 0 {
 			chunk = buf[:min(int64(len(buf)), c.total-written)]
 		}
-		if _, err := src.ReadContext(e.ctx, chunk); err != nil {
+		// Bytes served before a failure are written too: they were fetched
+		// (and paid for) and are nobody else's now.
+		n, rerr := src.ReadContext(e.ctx, chunk)
+		if n > 0 {
+			if _, err := enc.Write(chunk[:n]); err != nil {
+				return c.failed(c.writeErr(err), out)
+			}
+			written += int64(n)
+			prog.update(written)
+		}
+		if rerr != nil {
 			if e.ctx.Err() != nil {
 				return c.interrupted(written, out, closeEnc, bw)
 			}
-			return c.failed(err, out)
+			return c.stopped(rerr, written, out, closeEnc, bw)
 		}
-		if _, err := enc.Write(chunk); err != nil {
-			return c.failed(c.writeErr(err), out)
-		}
-		written += int64(len(chunk))
-		prog.update(written)
 	}
 	if err := closeEnc(); err != nil {
 		return c.failed(c.writeErr(err), out)
@@ -142,6 +147,21 @@ func (c *bytesCmd) interrupted(written int64, out *outFile, closeEnc func() erro
 	closeEnc()
 	bw.Flush()
 	return &interrupted{done}
+}
+
+// stopped ends a run that failed while fetching: to stdout, what was
+// served is flushed and the error says how much that was; with -o,
+// nothing is kept.
+func (c *bytesCmd) stopped(err error, written int64, out *outFile, closeEnc func() error, bw *bufio.Writer) error {
+	if out != nil {
+		return c.failed(err, out)
+	}
+	closeEnc()
+	bw.Flush()
+	if c.total >= 0 {
+		return fmt.Errorf("qrng: %s (after %d of %d bytes written)", bare(err), written, c.total)
+	}
+	return fmt.Errorf("qrng: %s (after %d bytes written)", bare(err), written)
 }
 
 // failed adds, with -o, that nothing was kept.

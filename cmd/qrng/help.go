@@ -46,7 +46,7 @@ SIGTERM, which stop it cleanly with status 0. It prints its address and
 the API token it accepts.`,
 		func() command { return new(serveCmd) }},
 	{"probe", "check the live service against every assumption (run it first)",
-		`Sends a short, fixed sequence of requests (at most 10,000 bits in all)
+		`Sends a short, fixed sequence of requests (at most 4,677 bits in all)
 that checks each assumption this library makes about the live service, and
 prints one line per assumption: what was sent, what came back, whether it
 holds, and the setting to use where it differs. -json prints the same as
@@ -83,6 +83,8 @@ func commandNames() string {
 func (e *env) help(args []string) error {
 	if len(args) > 1 && args[0] == "pool" {
 		args = append([]string{"pool " + args[1]}, args[2:]...)
+	} else if len(args) == 1 && args[0] == "pool" {
+		return e.help([]string{"pool", "fill"}) // the pool's commands share their story
 	}
 	if len(args) > 0 {
 		s, ok := lookup(args[0])

@@ -45,6 +45,7 @@ type env struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	quiet()
 	e := &env{ctx: ctx, stdout: stdout, stderr: &console{w: stderr}, getenv: getenv,
 		isTerminal: isTerminal, sameFile: sameFile}
 	return e.report(e.dispatch(args))

@@ -30,6 +30,12 @@ func createOutFile(name string) (*outFile, error) {
 	o := &outFile{name: name, target: name}
 	if t, err := filepath.EvalSymlinks(name); err == nil {
 		o.target, o.existed = t, true
+	} else if link, lerr := os.Readlink(name); lerr == nil {
+		// A link to nothing yet: the file is created where it points.
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(filepath.Dir(name), link)
+		}
+		o.target = link
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(o.target), "."+filepath.Base(o.target)+".*.qrng-partial")
 	if err != nil {

@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/qrng-go/qrng"
@@ -16,12 +19,20 @@ import (
 
 // redisFlags name a pool: -redis URL (default $QRNG_REDIS_URL) and -key.
 type redisFlags struct {
-	url string
-	key string
+	url   string
+	given bool // -redis was on the command line
+	key   string
 }
 
 func (r *redisFlags) define(fs *flag.FlagSet) {
-	fs.StringVar(&r.url, "redis", "", "the pool's Redis, as a URL: redis://, rediss:// (TLS) or unix:// (default $QRNG_REDIS_URL)")
+	fs.Func("redis", "the pool's Redis, as a URL: redis://, rediss:// (TLS) or unix:// (default $QRNG_REDIS_URL)",
+		func(v string) error {
+			if v == "" {
+				return errors.New("want a URL")
+			}
+			r.url, r.given = v, true
+			return nil
+		})
 	fs.StringVar(&r.key, "key", redispool.DefaultPrefix, "the prefix of the pool's keys")
 }
 
@@ -41,20 +52,44 @@ func (r *redisFlags) resolve(e *env, required bool) (*redis.Options, error) {
 	}
 	opts, err := redis.ParseURL(r.url)
 	if err != nil {
-		return nil, usagef("-redis: %s", redactURL(err.Error(), r.url))
+		// Never the parser's text: it quotes the URL, password and all.
+		return nil, usagef("-redis: not a Redis URL (want redis://, rediss:// or unix://, as go-redis reads them)")
 	}
 	return opts, nil
 }
 
-// redactURL keeps a password in a Redis URL out of a message.
+// redactURL keeps the user information of a Redis URL (its password) out
+// of a message, in the forms a message may hold it: as typed, quoted by
+// Go, or percent-encoded.
 func redactURL(msg, raw string) string {
-	if i := strings.Index(raw, "://"); i >= 0 {
-		if at := strings.LastIndex(raw, "@"); at > i {
-			msg = strings.ReplaceAll(msg, raw[i+3:at], "[REDACTED]")
+	i := strings.Index(raw, "://")
+	at := strings.LastIndex(raw, "@")
+	if i < 0 || at <= i+3 {
+		return msg
+	}
+	info := raw[i+3 : at]
+	forms := []string{info, strings.Trim(strconv.Quote(info), `"`), url.QueryEscape(info)}
+	if _, pw, ok := strings.Cut(info, ":"); ok && pw != "" {
+		forms = append(forms, pw, strings.Trim(strconv.Quote(pw), `"`), url.QueryEscape(pw))
+	}
+	for _, f := range forms {
+		if f != "" {
+			msg = strings.ReplaceAll(msg, f, "[REDACTED]")
 		}
 	}
 	return msg
 }
+
+// quietRedis stops go-redis's own logger from printing on stderr: the
+// command reports each failure once, as one line.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
+
+// quiet silences go-redis, once, before the command makes any client.
+func quiet() { quietOnce.Do(func() { redis.SetLogger(quietRedis{}) }) }
 
 // poolBackend opens a consumer of the pool, for bytes, ints and floats.
 func (e *env) poolBackend(opts *redis.Options, key string) (*backend, error) {

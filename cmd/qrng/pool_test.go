@@ -96,6 +96,8 @@ func TestPoolCommandErrors(t *testing.T) {
 		{nil, []string{"pool", "status", "-redis", "ftp://x"}, 2, "-redis: "},
 		{nil, []string{"pool", "status", "-redis", "redis://user:hunter22secret@127.0.0.1:1"}, 1, "pool status: "},
 		{nil, []string{"bytes", "-n", "8", "-redis", "redis://127.0.0.1:1", "-emulator"}, 2, "-emulator and -redis exclude each other"},
+		{nil, []string{"bytes", "-n", "8", "-redis", ""}, 2, "-redis"},
+		{map[string]string{"QRNG_REDIS_URL": "redis://127.0.0.1:1"}, []string{"bytes", "-n", "8", "-emulator"}, 0, "NOT quantum"},
 	} {
 		r := runCmd(t, c.env, c.args...)
 		assert.Equal(t, c.code, r.code, "%v: %s", c.args, r.stderr)

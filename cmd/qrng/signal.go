@@ -28,6 +28,10 @@ func signalName(sig syscall.Signal) string {
 // reset, so a second one ends the process at once.
 func notifyContext(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
+	// A closed pipe on stdout must come back as EPIPE from Write, which
+	// the commands handle (a stream ends with status 0), not kill the
+	// process as Go does by default for fd 1 and 2.
+	signal.Ignore(syscall.SIGPIPE)
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
 	go func() {

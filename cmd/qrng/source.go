@@ -79,15 +79,17 @@ func (e *env) serviceURL() (string, error) {
 // backend picks the service when a token is set, else the emulator, and
 // says so on stderr when the numbers will not be quantum.
 func (e *env) backend(f *fetchFlags) (*backend, error) {
-	opts, err := f.pool.resolve(e, false)
-	if err != nil {
-		return nil, err
+	if f.emulator && f.pool.given {
+		return nil, usagef("%s", errNoPoolWithEmulator)
 	}
-	if opts != nil {
-		if f.emulator {
-			return nil, usagef("%s", errNoPoolWithEmulator)
+	if !f.emulator { // -emulator wins over $QRNG_REDIS_URL
+		opts, err := f.pool.resolve(e, false)
+		if err != nil {
+			return nil, err
 		}
-		return e.poolBackend(opts, f.pool.key) // no token, no notice: the bytes are the service's
+		if opts != nil {
+			return e.poolBackend(opts, f.pool.key) // no token, no notice: the bytes are the service's
+		}
 	}
 	if token := e.getenv("QCI_TOKEN"); token != "" && !f.emulator {
 		u, err := e.serviceURL()
