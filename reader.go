@@ -19,10 +19,7 @@ import (
 // of up to 256 bytes take no lock while the Source has bytes ready.
 func (s *Source) Read(p []byte) (int, error) {
 	if n := len(p); n > 0 && n <= maxClaim {
-		sl := &s.win
-		if st := s.stripes.Load(); st != nil {
-			sl = &st[stripeHint()&(numStripes-1)]
-		}
+		sl := s.slotFor()
 		if w := sl.w.Load(); w != nil {
 			end := w.off.Add(int64(n))
 			if end < int64(len(w.b)) && s.trace == nil {

@@ -176,12 +176,12 @@ type Source struct {
 	health    healthState
 	stats     Stats
 
-	// Test seams, nil in production: tap sees every served range at its
-	// offset in the stream of pushed bytes; onPush sees each pushed batch.
-	// While tap is set, reads take the general path and served counts
-	// the bytes served, giving the offsets.
-	// trace, unlike tap, keeps the lock-free paths and is called from
-	// any goroutine. served counts bytes taken from the buffer.
+	// Test seams, nil in production: tap sees every range served from
+	// the buffer at its offset in the stream of pushed bytes (while it is
+	// set no window is published, so every read takes the locked path);
+	// trace sees every range served, lock-free paths included, from any
+	// goroutine; onPush sees each pushed batch. served counts the bytes
+	// taken from the buffer (served, or cut into windows): the offsets.
 	tap   func(off int64, p []byte)
 	trace func(off int64, p []byte)
 	// oneWindow keeps every caller on one window (no stripes), so that a
@@ -272,10 +272,7 @@ func batchValues(n, bits int) int {
 // It takes no lock while the Source has bytes ready (see window.go): one
 // atomic add claims the 8 bytes, which are copied and erased.
 func (s *Source) Uint64() uint64 {
-	sl := &s.win
-	if st := s.stripes.Load(); st != nil {
-		sl = &st[stripeHint()&(numStripes-1)]
-	}
+	sl := s.slotFor()
 	if w := sl.w.Load(); w != nil {
 		end := w.off.Add(8)
 		if end < int64(len(w.b)) && s.trace == nil {
@@ -336,8 +333,7 @@ func (s *Source) Close() error {
 		s.g.Wait()
 	}
 	s.mu.Lock()
-	s.reclaimLocked()
-	s.buf.erase()
+	s.buf.erase() // the windows were reclaimed above; none is published after Close
 	s.mu.Unlock()
 	if s.client != nil {
 		s.client.closeIdle()

@@ -200,21 +200,32 @@ func (s *Source) serveWindows(p []byte) int {
 	return n
 }
 
+// eachSlot calls f with the one window's slot, then each stripe's, until f
+// returns false.
+func (s *Source) eachSlot(f func(*slot) bool) {
+	if !f(&s.win) {
+		return
+	}
+	if st := s.stripes.Load(); st != nil {
+		for i := range st {
+			if !f(&st[i]) {
+				return
+			}
+		}
+	}
+}
+
 // drainWindowsLocked moves every unclaimed byte of the windows into p, in
 // slot order, taking them as a claimer would. The general path calls it
 // before it serves from the buffer, so that a caller using the Source
 // alone gets the stream in order, and before it finds the buffer empty,
 // so that no bytes are stranded in other slots.
 func (s *Source) drainWindowsLocked(p []byte) int {
-	n := s.drainSlot(&s.win, p)
-	if st := s.stripes.Load(); st != nil {
-		for i := range st {
-			if n == len(p) {
-				break
-			}
-			n += s.drainSlot(&st[i], p[n:])
-		}
-	}
+	n := 0
+	s.eachSlot(func(sl *slot) bool {
+		n += s.drainSlot(sl, p[n:])
+		return n < len(p)
+	})
 	return n
 }
 
@@ -242,38 +253,27 @@ func (s *Source) drainSlot(sl *slot, p []byte) int {
 // unclaimedLocked counts the bytes in windows that no one has claimed.
 func (s *Source) unclaimedLocked() int {
 	n := 0
-	each := func(sl *slot) {
+	s.eachSlot(func(sl *slot) bool {
 		if w := sl.w.Load(); w != nil {
 			n += w.unclaimed()
 		}
-	}
-	each(&s.win)
-	if st := s.stripes.Load(); st != nil {
-		for i := range st {
-			each(&st[i])
-		}
-	}
+		return true
+	})
 	return n
 }
 
 // reclaimLocked takes back every window: it owns their unclaimed bytes,
-// erases them and uncounts them. Called by Close with the mutex held.
+// erases them and uncounts them. Close calls it with the mutex held, once
+// closed is set, so that no window is published again.
 func (s *Source) reclaimLocked() {
-	each := func(sl *slot) {
-		w := sl.w.Swap(nil)
-		if w == nil {
-			return
+	s.eachSlot(func(sl *slot) bool {
+		if w := sl.w.Swap(nil); w != nil {
+			old := w.off.Swap(closedOff)
+			if size := int64(len(w.b)); old < size {
+				clear(w.b[old:])
+				s.stats.QuantumBytes -= size - old
+			}
 		}
-		old := w.off.Swap(closedOff)
-		if size := int64(len(w.b)); old < size {
-			clear(w.b[old:])
-			s.stats.QuantumBytes -= size - old
-		}
-	}
-	each(&s.win)
-	if st := s.stripes.Load(); st != nil {
-		for i := range st {
-			each(&st[i])
-		}
-	}
+		return true
+	})
 }
