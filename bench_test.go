@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/qrng-go/qrng/internal/bitpack"
@@ -359,4 +360,38 @@ func BenchmarkFetchMemory1M64(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+var sinkClaim uint64
+
+// BenchmarkClaimCost explains Source.Uint64's time at one goroutine: the
+// atomic add that claims its bytes, beside a plain add, a whole ChaCha8
+// call and Source.Uint64 itself, called directly (no rand.Rand), in one run.
+func BenchmarkClaimCost(b *testing.B) {
+	b.Run("atomicAdd", func(b *testing.B) {
+		var x atomic.Int64
+		for b.Loop() {
+			sinkClaim += uint64(x.Add(8))
+		}
+	})
+	b.Run("plainAdd", func(b *testing.B) {
+		var x int64
+		for b.Loop() {
+			x += 8
+			sinkClaim += uint64(x)
+		}
+	})
+	b.Run("ChaCha8Uint64", func(b *testing.B) {
+		c := rand.NewChaCha8([32]byte{1})
+		for b.Loop() {
+			sinkClaim += c.Uint64()
+		}
+	})
+	b.Run("SourceUint64", func(b *testing.B) {
+		s := warmSource(b, int64(b.N)*8, false)
+		b.ResetTimer()
+		for range b.N {
+			sinkClaim += s.Uint64()
+		}
+	})
 }
