@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,11 +223,17 @@ func TestFallbackEventsInOrder(t *testing.T) {
 	src := newScriptSource(t, up, Config{Bits: 16, BatchSize: 256, Workers: 2, OnDemand: true,
 		WaitTimeout: 10 * time.Millisecond,
 		Logger:      slog.New(slog.NewTextHandler(&syncWriter{w: &logs, mu: &mu}, nil)),
-		OnFallback:  func(e FallbackEvent) { mu.Lock(); events = append(events, e.Active); mu.Unlock() }})
+		OnFallback: func(e FallbackEvent) {
+			runtime.Gosched() // widen the window in which two deliveries could cross
+			mu.Lock()
+			events = append(events, e.Active)
+			mu.Unlock()
+		}})
+	src.cooldown = 200 * time.Microsecond // many switches: an outage ends almost at once
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			for range 300 {
+			for range 2000 {
 				if _, err := src.Read(make([]byte, 100)); err != nil {
 					t.Error(err)
 					return
@@ -237,6 +244,7 @@ func TestFallbackEventsInOrder(t *testing.T) {
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
+	require.Greater(t, len(events), 50, "the storm switched often enough to test the order")
 	require.NotEmpty(t, events)
 	assert.True(t, events[0], "the first switch is to fallback")
 	for i := 1; i < len(events); i++ {
