@@ -12,16 +12,12 @@ import (
 // batch. It was erased, never served.
 var ErrRejectedBatch = errors.New("qrng: batch rejected")
 
-// Entropy assumption for the health tests: at least 7 bits of min-entropy
-// per packed byte (a full-entropy source has 8), with a false-alarm
-// probability of 2^-40 per test (SP 800-90B section 4.4). With it the
-// Repetition Count Test fails a run of 7 equal bytes and the Adaptive
-// Proportion Test a byte seen too often in a 512-byte window.
-const (
-	healthAlphaLog2  = 40
-	healthMinEntropy = 7
-	replayMemory     = 16 // recent batches remembered for the replay check
-)
+// The health tests assume at least 7 bits of min-entropy per packed byte
+// (a full-entropy source has 8) and allow a false-alarm probability of
+// 2^-40 per test (SP 800-90B section 4.4): the Repetition Count Test fails
+// a run of 7 equal bytes and the Adaptive Proportion Test a byte seen too
+// often in a 512-byte window (health.Default). The replay check remembers
+// the last 16 batches (replay.ForBatches).
 
 // healthState checks each batch before it may be served. Source guards it
 // with its mutex.
@@ -30,13 +26,9 @@ type healthState struct {
 	replay *replay.Index
 }
 
-// newHealthState returns the checks for batches of batchBytes: anchors
-// about every 64 bytes, or sparser for large batches so that each batch
-// keeps at most about 8192 (a repeat must then be a few KiB long to be
-// seen).
+// newHealthState returns the checks for batches of batchBytes.
 func newHealthState(batchBytes int) healthState {
-	return healthState{tester: health.New(healthAlphaLog2, healthMinEntropy),
-		replay: replay.New(max(64, batchBytes/8192), replayMemory)}
+	return healthState{tester: health.Default(), replay: replay.ForBatches(batchBytes)}
 }
 
 // test runs the health tests on b and returns its replay anchors. It reads

@@ -32,14 +32,6 @@ const (
 // DefaultTarget is the pool's default high mark in bytes.
 const DefaultTarget = 64 << 20
 
-// The same health test parameters as a qrng.Source: false alarms 2^-40
-// per test, at least 7 bits of min-entropy per packed byte.
-const (
-	healthAlphaLog2  = 40
-	healthMinEntropy = 7
-	replayMemory     = 16 // recent batches remembered for the replay check
-)
-
 const (
 	pushMarkerTTL  = 5 * time.Minute  // how long a batch's push marker lives
 	pushTimeout    = 30 * time.Second // one push, which completes even after a stop
@@ -175,7 +167,7 @@ type Filler struct {
 	lastUsed   int64         // the month's count at the last reservation
 	redisDown  bool          // the last Redis call failed
 	beaten     string        // the state of the last heartbeat
-	replay     *replay.Index // anchors of the last replayMemory batches (as the Source's check)
+	replay     *replay.Index // anchors of the recent batches, as a qrng.Source keeps them
 	stats      FillerStats
 }
 
@@ -197,7 +189,7 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 		keys:        newKeys(cfg.Prefix),
 		log:         cfg.Logger,
 		id:          cfg.ID,
-		tester:      health.New(healthAlphaLog2, healthMinEntropy),
+		tester:      health.Default(), // as a qrng.Source's
 		noSync:      cfg.SkipUsageSync,
 		workers:     orDefault(cfg.Workers, 2),
 		ttl:         orDefault(cfg.HeartbeatTTL, 5*time.Second),
@@ -238,7 +230,7 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 	f.batchN = n
 	f.batchBytes = n * f.bits / 8
 	f.batchChunks = f.batchBytes / f.chunk
-	f.replay = replay.New(max(64, f.batchBytes/8192), replayMemory) // as the Source's check
+	f.replay = replay.ForBatches(f.batchBytes) // as a qrng.Source's
 	f.batchBits = int64(n) * int64(f.bits)
 
 	target := orDefault(cfg.Target, DefaultTarget)

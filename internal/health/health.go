@@ -46,6 +46,17 @@ func binomPMF(n, k int, p float64) float64 {
 	return math.Exp(lg(n) - lg(k) - lg(n-k) + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
 }
 
+// The parameters every batch in this module is tested with, by a Source
+// and by a pool's filler alike: false alarms 2^-AlphaLog2 per test, at
+// least MinEntropy bits of min-entropy per byte assumed.
+const (
+	AlphaLog2  = 40
+	MinEntropy = 7
+)
+
+// Default returns the Tester with AlphaLog2 and MinEntropy.
+func Default() Tester { return New(AlphaLog2, MinEntropy) }
+
 // Tester runs both tests over a batch of bytes, each batch on its own.
 type Tester struct {
 	RCT int // Repetition Count Test cutoff

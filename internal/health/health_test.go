@@ -86,3 +86,10 @@ func TestTailAfterLastWindowIsTested(t *testing.T) {
 	assert.Contains(t, err.Error(), "adaptive proportion test")
 	assert.Contains(t, err.Error(), fmt.Sprintf("offset %d", len(b)-Window))
 }
+
+func TestDefaultIsTheDocumentedAssumption(t *testing.T) {
+	d := Default()
+	assert.Equal(t, New(40, 7), d)
+	assert.Equal(t, 7, d.RCT, "a run of 7 equal bytes fails")
+	assert.Equal(t, 26, d.APT, "a byte seen 26 times in a 512-byte window fails")
+}

@@ -29,6 +29,16 @@ const (
 // Fingerprint identifies a Window-byte run.
 type Fingerprint [2]uint64
 
+// Memory is how many recent batches ForBatches remembers.
+const Memory = 16
+
+// ForBatches returns the Index this module uses for batches of batchBytes,
+// at a Source and at a pool's filler alike: anchors about every 64 bytes,
+// or sparser for large batches so that each keeps at most about 8192 (a
+// repeat must then be a few KiB long to be seen), over the last Memory
+// batches.
+func ForBatches(batchBytes int) *Index { return New(max(64, batchBytes/8192), Memory) }
+
 // Index remembers the anchors of the last Memory batches. An Index is not
 // safe for concurrent use.
 type Index struct {
