@@ -11,12 +11,13 @@ import (
 // the Client's errors do not always say: a 200 body cut short reaches the
 // caller as a transport error, like a connection refused before any
 // answer. So the filler's HTTP client carries a transport that notes, in
-// the context of each RandomNumbers call, when a 2xx status arrived.
+// the context of each RandomNumbers call, when a 200 status arrived (the
+// Client's own rule for a Source: only 200 serves numbers).
 
 // answerKey keys the *answerSeen of one RandomNumbers call in its context.
 type answerKey struct{}
 
-// answerSeen records that a random-numbers request got a 2xx status.
+// answerSeen records that a random-numbers request got a 200 status.
 type answerSeen struct{ ok atomic.Bool }
 
 func withAnswerSeen(ctx context.Context) (context.Context, *answerSeen) {
@@ -28,13 +29,13 @@ func withAnswerSeen(ctx context.Context) (context.Context, *answerSeen) {
 // qrng Client calls it.
 const pathRandomNumbers = "/qrng/random_numbers"
 
-// answerTransport passes requests to base and marks 2xx answers of the
+// answerTransport passes requests to base and marks 200 answers of the
 // random-numbers endpoint in the request's answerSeen.
 type answerTransport struct{ base http.RoundTripper }
 
 func (t answerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
-	if err == nil && resp.StatusCode/100 == 2 && strings.HasSuffix(req.URL.Path, pathRandomNumbers) {
+	if err == nil && resp.StatusCode == http.StatusOK && strings.HasSuffix(req.URL.Path, pathRandomNumbers) {
 		if a, ok := req.Context().Value(answerKey{}).(*answerSeen); ok {
 			a.ok.Store(true)
 		}

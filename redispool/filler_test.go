@@ -100,6 +100,7 @@ func TestQuotaCounterMatchesServedBits(t *testing.T) {
 		{"500", qrngtest.Fault{Status: 500}, true, false},
 		{"429 rate limited", qrngtest.Fault{Status: 429, Body: `{"detail":"slow down"}`}, true, false},
 		{"connection reset before the answer", qrngtest.Fault{Reset: true}, true, false},
+		{"204, a 2xx that is not 200", qrngtest.Fault{Status: 204}, true, false},
 		{"truncated 200", qrngtest.Fault{Truncate: true}, false, false},
 		{"malformed 200", qrngtest.Fault{Malformed: true}, false, false},
 		{"wrong count", qrngtest.Fault{WrongCount: 1}, false, false},
