@@ -250,6 +250,12 @@ func TestNoAllocationsPerCall(t *testing.T) {
 			src.cooldown = time.Hour // fallback stays on: no refetch during the count
 			var p [32]byte
 			src.Read(p[:]) // warm up: first fill, or the switch to fallback
+			if c.name != "fallback" {
+				// Past the slow start: full batches, and a buffer deep
+				// enough for the counts below without a wait.
+				src.Read(make([]byte, 4<<20))
+				require.Eventually(t, func() bool { return src.Stats().Buffered >= 2<<20 }, time.Minute, time.Millisecond)
+			}
 			assert.Zero(t, testing.AllocsPerRun(1000, func() { src.Uint64() }), "Uint64")
 			assert.Zero(t, testing.AllocsPerRun(1000, func() { src.Read(p[:]) }), "Read 32 B")
 			big := make([]byte, 8<<10)
