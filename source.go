@@ -95,11 +95,11 @@ type Config struct {
 	QuotaBits int64
 	// SyncUsage, when set, reads this month's usage from the service
 	// before the first request and starts the meter there. A failed read
-	// is tried again, after the Source's pause, up to 3 times (each with
-	// the Client's own retries) before any random numbers are requested;
-	// then a warning says the meter starts at zero. A usage answer that
-	// cannot be true (outside 0..2^62, or malformed) fails closed: the
-	// quota counts as spent, and the usage is read again a minute later.
+	// is tried again, after a backoff pause, up to 3 times (each with the
+	// Client's own retries) before any random numbers are requested; then
+	// a warning says the meter starts at zero. A usage answer that cannot
+	// be true (outside 0..2^62, or malformed) fails closed: the quota
+	// counts as spent, and the usage is read again a minute later.
 	SyncUsage bool
 	// Mix, when set, XORs every quantum byte with a crypto/rand byte, so
 	// that a compromised service cannot choose the output. Default off.

@@ -63,7 +63,8 @@ type service struct {
 }
 
 // syncTries is how many reads of the usage SyncUsage makes (each with the
-// Client's own retries) before it gives up and the meter starts at zero.
+// Client's own retries, and the Client's backoff between them) before it
+// gives up and the meter starts at zero.
 const syncTries = 3
 
 // distrustPause is how long a usage answer that cannot be true holds the
@@ -146,10 +147,10 @@ func (u *service) Fetch(ctx context.Context, p []byte) (int, error) {
 // sync starts the meter at the service's count for this month, when
 // Config.SyncUsage asks for it, before the first request is sent. One
 // read of the usage runs at a time; callers that find one under way wait
-// for it and share its outcome. A failed read is an error (the Source
-// pauses, then asks again) until syncTries have failed: then a warning
-// says the meter starts at zero. A usage answer that cannot be true fails
-// closed (see usageDistrusted).
+// for it and share its outcome. A failed read is tried again, after the
+// Client's backoff, until syncTries have failed: then a warning says the
+// meter starts at zero. A usage answer that cannot be true fails closed
+// (see usageDistrusted), and is read again on a later Fetch.
 func (u *service) sync(ctx context.Context) error {
 	u.mu.Lock()
 	if u.synced {
@@ -171,38 +172,46 @@ func (u *service) sync(ctx context.Context) error {
 	u.syncing = w
 	u.mu.Unlock()
 
-	t := u.now().UTC()
-	first := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
-	used, err := u.client.Usage(ctx, first, t)
-
+	err := u.readUsage(ctx)
 	u.mu.Lock()
-	defer func() {
-		u.syncing = nil
-		close(w)
-		u.mu.Unlock()
-	}()
-	if err == nil {
-		err = u.meter.observe(t, used)
-	}
-	switch {
-	case err == nil:
-		u.synced, u.syncErr = true, nil
-	case ctx.Err() != nil:
-		u.syncErr = ctx.Err()
-	case errors.Is(err, ErrInvalidResponse):
-		u.syncErr = &usageDistrusted{err: err}
-	default:
-		u.syncs++
-		if u.syncs >= syncTries {
-			u.log.Warn("qrng: SyncUsage gave up reading this month's usage; the quota meter starts at zero",
-				slog.Int("tries", u.syncs), slog.String("error", err.Error()))
-			u.synced, u.syncErr = true, nil
-			break
+	u.syncErr, u.syncing = err, nil
+	close(w)
+	u.mu.Unlock()
+	return err
+}
+
+// readUsage reads this month's usage into the meter, trying up to
+// syncTries times, with the Client's backoff between tries.
+func (u *service) readUsage(ctx context.Context) error {
+	for try := 1; ; try++ {
+		t := u.now().UTC()
+		first := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+		used, err := u.client.Usage(ctx, first, t)
+		if err == nil {
+			u.mu.Lock()
+			err = u.meter.observe(t, used)
+			u.synced = err == nil
+			u.mu.Unlock()
 		}
-		u.syncErr = fmt.Errorf("qrng: SyncUsage: could not read this month's usage (try %d of %d; no random numbers are requested until it is read): %w",
-			u.syncs, syncTries, err)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, ErrInvalidResponse):
+			return &usageDistrusted{err: err}
+		case try >= syncTries:
+			u.log.Warn("qrng: SyncUsage gave up reading this month's usage; the quota meter starts at zero",
+				slog.Int("tries", try), slog.String("error", err.Error()))
+			u.mu.Lock()
+			u.synced = true
+			u.mu.Unlock()
+			return nil
+		}
+		if serr := u.client.sleep(ctx, u.client.backoff(try-1, err)); serr != nil {
+			return serr
+		}
 	}
-	return u.syncErr
 }
 
 // usageDistrusted: the service's usage answer cannot be true. The meter
