@@ -50,14 +50,12 @@ type service struct {
 	client    *Client
 	clientErr error // why there is no client (a bad $QCI_API_URL), reported by each Fetch
 	bits      int
-	syncUsage bool
 	log       *slog.Logger
 	now       func() time.Time
 
 	mu      sync.Mutex // guards all below
 	meter   quotaMeter
 	synced  bool          // the meter has the service's count (or SyncUsage gave up, or is off)
-	syncs   int           // failed reads of the usage so far
 	syncing chan struct{} // closed when the read of the usage under way ends; nil if none
 	syncErr error         // the outcome of the last read of the usage
 }
@@ -72,7 +70,7 @@ const syncTries = 3
 const distrustPause = time.Minute
 
 func newService(cfg Config, bits int, log *slog.Logger) *service {
-	u := &service{bits: bits, syncUsage: cfg.SyncUsage, log: log, now: time.Now,
+	u := &service{bits: bits, log: log, now: time.Now,
 		meter: quotaMeter{limit: cmp(cfg.QuotaBits, DefaultQuotaBits)}}
 	u.synced = !cfg.SyncUsage
 	u.client, u.clientErr = NewClient(ClientConfig{Token: cfg.Token, BaseURL: cfg.BaseURL,

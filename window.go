@@ -9,7 +9,8 @@ import (
 // Lock-free serving. Under the Source's mutex, up to windowSize bytes (16
 // KiB; at most a quarter of the prefetch target, so that refills start in
 // time though the fast paths never look at the level) are cut from the
-// buffer's head into a window and published with an atomic store. A caller claims n bytes with end := w.off.Add(n): the claim is
+// buffer's head into a window and published with an atomic store. A
+// caller claims n bytes with end := w.off.Add(n): the claim is
 // [end-n, end). Offsets only grow, so claims are disjoint and each byte has
 // exactly one owner, who copies it out and erases it. A claim that runs
 // past the end owns the part before the end, if any, and takes the rest
