@@ -14,6 +14,7 @@ import (
 
 	"github.com/qrng-go/qrng/internal/health"
 	"github.com/qrng-go/qrng/internal/replay"
+	"golang.org/x/sync/errgroup"
 )
 
 // Config configures a Source. Every zero field means the default written
@@ -225,6 +226,7 @@ type Source struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	g      *errgroup.Group // the prefetch workers; its Wait closes stopped
 
 	// Lock-free serving (window.go): win is the one window while callers
 	// come one at a time; stripes, once set, replaces it for good.
@@ -243,8 +245,8 @@ type Source struct {
 	buf      buffer
 	started  bool
 	closed   bool
-	running  int           // workers not yet returned
-	stopped  chan struct{} // closed when the last worker has returned
+	running  int           // workers not yet returned (for Close's error)
+	stopped  chan struct{} // closed when g.Wait returns: every worker has returned
 	filling  bool          // a refill is under way: fetch until target
 	target   int           // the first request <= target <= capacity; doubles per refill
 	low      int           // target/2: a refill starts when the bytes ready fall below it
@@ -482,9 +484,16 @@ func (s *Source) startLocked() {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.running = s.workers
 	s.stopped = make(chan struct{})
+	var gctx context.Context
+	s.g, gctx = errgroup.WithContext(s.ctx)
+	s.g.SetLimit(s.workers)
 	for range s.workers {
-		go s.worker(s.ctx)
+		s.g.Go(func() error { s.worker(gctx); return nil })
 	}
+	// Close waits on stopped, not on g.Wait, so that a Fetch that ignores
+	// its context cannot hold Close for ever (see Close).
+	g, stopped := s.g, s.stopped
+	go func() { g.Wait(); close(stopped) }()
 }
 
 // kickLocked asks the workers to refill if the bytes ready are low (below
@@ -554,9 +563,7 @@ func (s *Source) blockedLocked(now time.Time) (quota, cooling bool) {
 func (s *Source) worker(ctx context.Context) {
 	defer func() {
 		s.mu.Lock()
-		if s.running--; s.running == 0 {
-			close(s.stopped)
-		}
+		s.running--
 		s.mu.Unlock()
 	}()
 	for {
