@@ -213,6 +213,7 @@ func TestReadmeFromACheckout(t *testing.T) {
 		require.Positive(t, start, "the README's TestDice")
 		block := text[start+len("```go\n"):]
 		block = block[:strings.Index(block, "```")]
+		assert.Regexp(t, `t\.(Error|Fatal)`, block, "an example of testing must test something")
 		user := filepath.Join(work, "dice")
 		require.NoError(t, os.Mkdir(user, 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(user, "dice_test.go"), []byte(`package dice
