@@ -327,3 +327,44 @@ func TestKilledRunLeavesNoPartialFile(t *testing.T) {
 		}
 	}
 }
+
+// The -o rule holds where the file system has no anonymous files (a
+// named hidden file is staged instead) and where /proc cannot name an
+// anonymous file (its bytes are copied to a named one at commit): the
+// same outcomes, and no staged file left after a failure or an
+// interruption. (The test seams set these cases in this process.)
+func TestOutputWithoutAnonymousFiles(t *testing.T) {
+	for _, seam := range []*bool{&seamNoAnonymous, &seamNoProc} {
+		*seam = true
+		dir := t.TempDir()
+		file := filepath.Join(dir, "out.bin")
+		r := runCmd(t, nil, "bytes", "-n", "4KiB", "-o", file)
+		require.Equal(t, 0, r.code, r.stderr)
+		st, err := os.Stat(file)
+		require.NoError(t, err)
+		assert.EqualValues(t, 4096, st.Size())
+		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+		require.NoError(t, os.Chmod(file, 0o640))
+		r = runCmd(t, nil, "ints", "-n", "3", "-o", file)
+		require.Equal(t, 0, r.code, r.stderr)
+		st, err = os.Stat(file)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o640), st.Mode().Perm(), "the existing file's mode")
+
+		require.NoError(t, os.Link(file, filepath.Join(dir, "link.bin")))
+		before := inode(t, file)
+		r = runCmd(t, nil, "bytes", "-n", "16", "-o", file)
+		require.Equal(t, 0, r.code, r.stderr)
+		assert.Equal(t, before, inode(t, file), "in place")
+		data, err := os.ReadFile(filepath.Join(dir, "link.bin"))
+		require.NoError(t, err)
+		assert.Len(t, data, 16)
+
+		r = runCmd(t, oneBatchServer(t), "bytes", "-n", "2MiB", "-o", filepath.Join(dir, "failed.bin"))
+		assert.Equal(t, 1, r.code)
+		assert.Contains(t, r.stderr, `nothing kept: "`)
+		assert.ElementsMatch(t, []string{"out.bin", "link.bin"}, dirNames(t, dir), "nothing staged left behind")
+		*seam = false
+	}
+}

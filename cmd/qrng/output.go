@@ -29,12 +29,18 @@ type outFile struct {
 	name    string // as the user gave it
 	target  string // name, with its chain of symbolic links followed
 	existed bool
-	inPlace *os.File // the existing file, open for writing, when written in place
-	stage   *os.File // the bytes written so far; nil once committed or discarded
-	named   bool     // stage has a name in the target's folder, removed by discard
-	size    int64    // bytes written
-	nothing string   // what a failed run leaves, for messages
+	inPlace *os.File    // the existing file, open for writing, when written in place
+	stage   *os.File    // the bytes written so far; nil once committed or discarded
+	named   bool        // stage has a name in the target's folder, removed by discard
+	perm    fs.FileMode // the mode the file gets at commit, by rename
+	size    int64       // bytes written
+	nothing string      // what a failed run leaves, for messages
 }
+
+// Test seams: stage as where the file system has no anonymous files
+// (a named hidden file), and commit as where /proc cannot name an
+// anonymous file (a copy to a named one).
+var seamNoAnonymous, seamNoProc bool
 
 // maxLinks is how many symbolic links a chain may have: Linux's own
 // limit for one path lookup.
@@ -120,7 +126,8 @@ func createOutFile(name string, newPerm fs.FileMode) (*outFile, error) {
 	o := &outFile{name: name, target: target, existed: fi != nil}
 	o.nothing = fmt.Sprintf("nothing kept: %q was not created", name)
 	if fi == nil {
-		return o, o.stageBeside(newPerm, nil)
+		o.perm = newPerm
+		return o, o.stageBeside(nil)
 	}
 	o.nothing = fmt.Sprintf("nothing kept: %q is unchanged", name)
 	if !fi.Mode().IsRegular() {
@@ -133,21 +140,23 @@ func createOutFile(name string, newPerm fs.FileMode) (*outFile, error) {
 	if err != nil {
 		return nil, o.errorf("cannot write it", err)
 	}
-	if err := o.stageBeside(fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), dst); err != nil {
+	o.perm = fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	if err := o.stageBeside(dst); err != nil {
 		dst.Close()
 		return nil, err
 	}
 	return o, nil
 }
 
-// stageBeside makes the staged file in the target's folder with perm.
-// For an existing file (dst open), it also decides how commit will
-// write: by rename when the staged file can become that file in every
-// respect the user sees, else in place (staged in the folder if it is
-// writable, else in the system's temporary folder).
-func (o *outFile) stageBeside(perm fs.FileMode, dst *os.File) error {
+// stageBeside makes the staged file in the target's folder, private to
+// its owner until commit. For an existing file (dst open), it also
+// decides how commit will write: by rename when the staged file can
+// become that file in every respect the user sees, else in place (staged
+// in the folder if it is writable, else in the system's temporary
+// folder).
+func (o *outFile) stageBeside(dst *os.File) error {
 	dir := dirOf(o.target)
-	st, named, err := openStage(dir, "."+filepath.Base(o.target)+".", perm)
+	st, named, err := openStage(dir, "."+filepath.Base(o.target)+".", 0o600)
 	if err != nil {
 		if dst == nil || !isPermission(err) {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -171,7 +180,7 @@ func (o *outFile) stageBeside(perm fs.FileMode, dst *os.File) error {
 	if dst == nil {
 		return nil
 	}
-	if err := st.Chmod(perm); err != nil || !o.canTakeOver(dst) {
+	if !o.canTakeOver(dst) {
 		o.inPlace = dst
 		return nil
 	}
@@ -199,13 +208,7 @@ func (o *outFile) canTakeOver(dst *os.File) bool {
 		return false
 	}
 	if have, _ := ownerOf(sfi); have.uid != want.uid || have.gid != want.gid {
-		if o.stage.Chown(want.uid, want.gid) != nil {
-			return false
-		}
-		// chown may clear the set-id bits: set the mode again.
-		if o.stage.Chmod(dfi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)) != nil {
-			return false
-		}
+		return o.stage.Chown(want.uid, want.gid) == nil // the mode is set at commit, after
 	}
 	return true
 }
@@ -214,9 +217,11 @@ func (o *outFile) canTakeOver(dst *os.File) bool {
 // where the system has them (nothing is left behind, whatever ends the
 // process), else one named prefix + random + ".qrng-partial".
 func openStage(dir, prefix string, perm fs.FileMode) (f *os.File, named bool, err error) {
-	f, err = openAnonymous(dir, perm)
-	if !errors.Is(err, errNoAnonymous) {
-		return f, false, err
+	if !seamNoAnonymous {
+		f, err = openAnonymous(dir, perm)
+		if !errors.Is(err, errNoAnonymous) {
+			return f, false, err
+		}
 	}
 	f, err = os.CreateTemp(dir, prefix+"*.qrng-partial")
 	if err != nil {
@@ -257,10 +262,13 @@ func (o *outFile) replace() error {
 	if o.inPlace != nil {
 		return o.copyInPlace()
 	}
-	if err := o.stage.Sync(); err != nil {
+	err := o.stage.Chmod(o.perm) // exactly, whatever the umask
+	if err == nil {
+		err = o.stage.Sync()
+	}
+	if err != nil {
 		return o.errorf("writing", err)
 	}
-	var err error
 	if o.named {
 		err = os.Rename(o.stage.Name(), o.target)
 	} else {
@@ -279,8 +287,8 @@ func (o *outFile) replace() error {
 func (o *outFile) linkAndRename() error {
 	dir := dirOf(o.target)
 	var tmp string
-	var err error
-	for range 100 {
+	err := errNoAnonymous // seamNoProc: as without /proc
+	for i := 0; i < 100 && !seamNoProc; i++ {
 		var r [8]byte
 		rand.Read(r[:])
 		tmp = dir + string(filepath.Separator) + "." + filepath.Base(o.target) + "." + hex.EncodeToString(r[:]) + ".qrng-partial"

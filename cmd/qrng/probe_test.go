@@ -359,6 +359,10 @@ func TestProbeWritesFile(t *testing.T) {
 		entries, err := os.ReadDir(dir)
 		require.NoError(t, err)
 		assert.Len(t, entries, 1, "no temporary file left behind")
+		st, err := os.Stat(file)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o644), st.Mode().Perm(), "the report holds no secret")
+		require.NoError(t, os.Remove(file)) // the next is new too
 	}
 	r := runCmd(t, nil, "probe", "-emulator", "-o", filepath.Join(dir, "no-such-dir", "x"))
 	assert.Equal(t, 1, r.code)

@@ -225,7 +225,6 @@ import (
 	"testing"
 
 	"github.com/qrng-go/qrng"
-	"github.com/qrng-go/qrng"
 	"github.com/qrng-go/qrng/qrngtest"
 )
 
