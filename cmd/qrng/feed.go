@@ -18,16 +18,25 @@ type feed struct {
 	store [512]byte // unread bytes are store[pos:end]
 	pos   int
 	end   int
+	err   error // the read's error, returned once store is used up
 }
 
 func (f *feed) byte() (byte, error) {
 	if f.pos == f.end {
-		k := int(min(int64(len(f.store)), max(f.left, 1)))
-		if _, err := f.src.ReadContext(f.ctx, f.store[:k]); err != nil {
-			clear(f.store[:k])
-			return 0, err
+		if f.err != nil {
+			return 0, f.err
 		}
-		f.pos, f.end = 0, k
+		k := int(min(int64(len(f.store)), max(f.left, 1)))
+		n, err := f.src.ReadContext(f.ctx, f.store[:k])
+		if err != nil {
+			// Bytes served before the failure are used first: they were
+			// fetched, and are nobody else's now. The error comes after.
+			clear(f.store[n:k])
+			if f.err = err; n == 0 {
+				return 0, err
+			}
+		}
+		f.pos, f.end = 0, n
 	}
 	b := f.store[f.pos]
 	f.store[f.pos] = 0
@@ -35,6 +44,9 @@ func (f *feed) byte() (byte, error) {
 	f.left--
 	return b, nil
 }
+
+// erase clears the bytes not used.
+func (f *feed) erase() { clear(f.store[:]) }
 
 // uint64 reads 8 bytes, big-endian.
 func (f *feed) uint64() (uint64, error) {

@@ -53,7 +53,11 @@ func (r *redisFlags) resolve(e *env, required bool) (*redis.Options, error) {
 	opts, err := redis.ParseURL(r.url)
 	if err != nil {
 		// Never the parser's text: it quotes the URL, password and all.
-		return nil, usagef("-redis: not a Redis URL (want redis://, rediss:// or unix://, as go-redis reads them)")
+		from := "-redis"
+		if !r.given {
+			from = "QRNG_REDIS_URL" // the flag was not used: name what was
+		}
+		return nil, usagef("%s: not a Redis URL (want redis://, rediss:// or unix://, as go-redis reads them)", from)
 	}
 	return opts, nil
 }
@@ -166,13 +170,18 @@ func (c *poolFillCmd) run(e *env) error {
 	f, err := redispool.NewFiller(redispool.FillerConfig{Redis: rdb, Prefix: c.key, Token: token, BaseURL: base,
 		Bits: c.bits, ChunkSize: int(c.chunkN), Target: c.targetN, QuotaBits: c.quota, Logger: newLoggerAt(e.stderr, slog.LevelInfo)})
 	if err != nil {
-		return usagef("%s", bare(err))
+		return usagef("%s", fillerFlags.Replace(bare(err)))
 	}
 	if err := f.Run(e.ctx); err != nil && e.ctx.Err() == nil {
 		return fmt.Errorf("pool fill: %w", err)
 	}
 	return nil // stopped by SIGINT or SIGTERM: a clean stop, as serve's
 }
+
+// fillerFlags names, in the filler's configuration errors, the flag that
+// set each field the user can set, not the Go field.
+var fillerFlags = strings.NewReplacer("FillerConfig.QuotaBits", "-quota", "FillerConfig.ChunkSize", "-chunk",
+	"FillerConfig.Target", "-target", "FillerConfig.Bits", "-bits")
 
 // poolStatusCmd is 'qrng pool status'.
 type poolStatusCmd struct{ redisFlags }

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,4 +108,63 @@ func TestPoolCommandErrors(t *testing.T) {
 		assert.NotContains(t, r.stderr, "hunter22secret")
 		assert.LessOrEqual(t, len(strings.Split(strings.TrimSpace(r.stderr), "\n")), 2, "one line and a hint at most: %q", r.stderr)
 	}
+}
+
+// Issue 18, item 9: a filler that cannot start (a token the service
+// refuses) ends with one line starting "qrng: " once: no "redispool: "
+// and no second "qrng: " in a chain of prefixes (the filler's log lines
+// before it are the filler's own).
+func TestPoolFillBadTokenIsOneLine(t *testing.T) {
+	url := startRedis(t)
+	srv := qrngtest.Start(t, qrngtest.Options{})
+	p := startQrng(t, map[string]string{"QCI_TOKEN": "not-the-token", "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": url}, nil, nil,
+		"pool", "fill", "-target", "64KiB")
+	assert.Equal(t, 1, p.wait(t))
+	ls := stderrLines(p.stderr.String())
+	last := ls[len(ls)-1]
+	assert.Regexp(t, `^qrng: pool fill: .*401 Unauthorized: invalid refresh token$`, last)
+	assert.Equal(t, 1, strings.Count(last, "qrng:"), last)
+	assert.NotContains(t, last, "redispool:") // the lines before it are the filler's log
+	assert.NotContains(t, p.stderr.String(), "not-the-token")
+}
+
+// Issue 18, item 13: a fleet without a token, as the README shows it:
+// 'qrng serve' stands in for the service, and the filler reaches it
+// through QCI_API_URL with the token serve printed.
+func TestFleetWithoutAToken(t *testing.T) {
+	url := startRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	var wg sync.WaitGroup
+	wg.Go(func() { run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-token", "demo"}, out, io.Discard, nil) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	var api string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`export QCI_API_URL=(\S+) QCI_TOKEN=demo`).FindStringSubmatch(out.String())
+		if m != nil {
+			api = m[1]
+		}
+		return m != nil
+	}, 10*time.Second, 10*time.Millisecond, "serve says how to use it: %q", out.String())
+
+	fillEnv := map[string]string{"QCI_API_URL": api, "QCI_TOKEN": "demo", "QRNG_REDIS_URL": url}
+	fill := startQrng(t, fillEnv, nil, nil, "pool", "fill", "-target", "1MiB")
+	consumer := map[string]string{"QRNG_REDIS_URL": url}
+	require.Eventually(t, func() bool {
+		r := runCmd(t, consumer, "pool", "status")
+		return r.code == 0 && !strings.HasPrefix(r.stdout, "pool: 0 bytes")
+	}, 30*time.Second, 20*time.Millisecond, "filler stderr: %q", fill.stderr.String())
+	r := runCmd(t, consumer, "bytes", "-n", "32", "-format", "hex", "-v")
+	require.Equal(t, 0, r.code, r.stderr)
+	b, err := hex.DecodeString(strings.TrimSpace(r.stdout))
+	require.NoError(t, err)
+	assert.Len(t, b, 32)
+	// Issue 19, item 7: from a pool, what was fetched is the chunks taken.
+	assert.Equal(t, "qrng: fetched 131072 bits (16384 bytes) from the pool (1 chunk); served 32 bytes\n", r.stderr)
+	r = runCmd(t, consumer, "ints", "-n", "5", "-max", "6")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Len(t, lines(r.stdout), 5)
+	fill.signal(t, syscall.SIGQUIT) // as SIGINT, SIGTERM and SIGHUP: no goroutine dump
+	assert.Equal(t, 0, fill.wait(t), "a filler stops cleanly: %q", fill.stderr.String())
+	assert.NotContains(t, fill.stderr.String(), "goroutine ")
 }

@@ -37,6 +37,8 @@ func (c *serveCmd) check(given map[string]bool) error {
 		return usagef("-addr %q: want HOST:PORT", c.addr)
 	}
 	switch {
+	case given["token"] && c.token == "":
+		return usagef("-token: want a token (omit -token for a random one)")
 	case given["seed"] && c.seed == 0:
 		return usagef("-seed 0: want a nonzero seed (omit -seed for crypto/rand numbers)")
 	case c.quota == 0:
