@@ -92,9 +92,9 @@
 // why it is empty. With Redis 7 a selector keeps GET away from the pool,
 // so a consumer cannot read a chunk without removing it, nor add one:
 //
-//	ACL SETUSER qrng-consumer on >CONSUMER-PASSWORD resetkeys resetchannels -@all +lmpop ~qrng:pool (+get %R~qrng:alive %R~qrng:spent)
-//	ACL SETUSER qrng-filler on >FILLER-PASSWORD resetkeys resetchannels -@all ~qrng:* +evalsha +eval +llen +smembers +srem +exists +get +set +rpush +incrby +decrby +expireat +sadd +scard +del +hset
-//	ACL SETUSER qrng-status on >STATUS-PASSWORD resetkeys resetchannels -@all %R~qrng:* +llen +hgetall +get +exists +smembers +pttl
+//	ACL SETUSER qrng-consumer on >CONSUMER-PASSWORD resetkeys resetchannels -@all +lmpop ~qrng:pool (+get %R~qrng:alive %R~qrng:spent) (+hget %R~qrng:meta)
+//	ACL SETUSER qrng-filler on >FILLER-PASSWORD resetkeys resetchannels -@all ~qrng:* +evalsha +eval +llen +smembers +srem +exists +get +set +rpush +incrby +decrby +expireat +sadd +scard +del +hset +hsetnx +hget +hgetall +hincrby +time +info
+//	ACL SETUSER qrng-status on >STATUS-PASSWORD resetkeys resetchannels -@all %R~qrng:* +llen +hgetall +get +exists +smembers +pttl +time
 //
 // The filler's list includes the commands its scripts call. Status reads
 // the pool's length, never its contents.

@@ -32,7 +32,8 @@ func testFillerConfig(srv *qrngtest.Server, rdb Redis, prefix string) FillerConf
 	return FillerConfig{
 		Redis: rdb, Prefix: prefix, Token: srv.Token, BaseURL: srv.URL,
 		Bits: testBits, BatchSize: testBatch, ChunkSize: testChunk,
-		Target: 4 * testBits * testBatch / 8, Workers: 2,
+		Target: 4 * testBits * testBatch / 8, Workers: 2, DailyBits: -1, // tests of the daily share set it
+
 		HeartbeatTTL: time.Second, PollInterval: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
 	}

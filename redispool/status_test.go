@@ -18,7 +18,9 @@ func TestReadStatus(t *testing.T) {
 
 	st, err := ReadStatus(ctx, rdb, "")
 	require.NoError(t, err)
-	assert.Equal(t, Status{Month: monthOf(time.Now())}, st, "an empty Redis")
+	cal := calendarAt(time.Now())
+	assert.Equal(t, Status{Budget: Budget{Month: cal.month, Day: cal.day, DaysLeft: cal.daysLeft, DailyShare: -1,
+		DayRenews: cal.dayEnd, MonthRenews: cal.monthEnd}}, st, "an empty Redis")
 
 	srv := newEmulator(t)
 	cfg := testFillerConfig(srv, rdb, "")
