@@ -177,8 +177,8 @@ type Filler struct {
 	recheck       time.Duration
 	beforePush    func()                       // runs between the checks and the push
 	afterPush     func(erased []byte)          // sees the batch buffer after it is erased
-	beforeReserve func()                       // runs before each reservation is sent
-	beforeRefund  func()                       // runs before each refund is sent
+	beforeReserve func(token string)           // runs before each reservation is sent (one worker)
+	beforeRefund  func(token string)           // runs before each refund is sent (one worker)
 	pushFailed    func(attempt int, err error) // sees each failed push
 
 	running atomic.Bool

@@ -95,6 +95,22 @@ func newTestConsumer(t testing.TB, rdb Redis, prefix string) *Consumer {
 	return c
 }
 
+// newTestConsumerChunk is newTestConsumer with ConsumerConfig.ChunkSize
+// chunk (0: the pool's).
+func newTestConsumerChunk(t testing.TB, rdb Redis, prefix string, chunk int) *Consumer {
+	t.Helper()
+	c, err := NewConsumer(ConsumerConfig{Redis: rdb, Prefix: prefix, ChunkSize: chunk, PollInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	return c
+}
+
+// settled reports whether f has no batch in flight.
+func settled(f *Filler) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inflight == 0
+}
+
 // chunkPos is where a chunk sits in the batches the emulator served.
 type chunkPos struct{ batch, index int }
 

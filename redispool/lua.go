@@ -105,7 +105,9 @@ return 1
 // reservation was settled, changes nothing. A token the ledger does not
 // know (Redis lost it, or the reservation never arrived) is recorded as
 // refunded, so that a late copy of its reservation is not applied; ARGV[2]
-// is when the ledger expires. It returns the bits given back.
+// is when the ledger expires. It returns the bits given back by this
+// token's refund, the same to every copy of it (0 for a settled or an
+// unknown reservation).
 var refundScript = redis.NewScript(`
 local f = 't:' .. ARGV[1]
 local v = redis.call('HGET', KEYS[3], f)
@@ -115,6 +117,7 @@ if not v then
   return 0
 end
 local day, bits, state, who = string.match(v, '^(%S+) (%S+) (%S+) ?(.*)$')
+if state == 'f' then return tonumber(bits) end
 if state ~= 'r' then return 0 end
 bits = tonumber(bits)
 for _, k in ipairs({KEYS[1], KEYS[2]}) do

@@ -132,7 +132,7 @@ func (f *Filler) reserve(ctx context.Context) (reservation, error) {
 		runID := f.clock.runID
 		f.mu.Unlock()
 		if f.beforeReserve != nil {
-			f.beforeReserve()
+			f.beforeReserve(r.token)
 		}
 		sent := f.now()
 		a, err := f.meter.reserve(ctx, r, floors{reserved: fl.reserved, used: fl.usage}, runID, !f.noSync, f.id)
@@ -238,7 +238,7 @@ func (f *Filler) refund(ctx context.Context, r reservation) {
 	var n int64
 	ok := f.finish(ctx, r, func(ctx context.Context) error {
 		if f.beforeRefund != nil {
-			f.beforeRefund()
+			f.beforeRefund(r.token)
 		}
 		var err error
 		n, err = f.meter.refund(ctx, r)
