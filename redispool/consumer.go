@@ -59,6 +59,7 @@ type Consumer struct {
 	metaDenied atomic.Bool  // the pool's settings may not be read: learn from chunks
 
 	afterTake func(popped []string) // test seam: the popped strings, after wiping
+	beforeWhy func()                // test seam: between a pop that found nothing and reading why
 
 	chunks, bytes, discarded, waits atomic.Int64
 }
@@ -122,6 +123,9 @@ func (c *Consumer) Fetch(ctx context.Context, p []byte) (int, error) {
 		}
 		if popped {
 			continue // only empty strings: nothing to serve
+		}
+		if c.beforeWhy != nil {
+			c.beforeWhy()
 		}
 		why, err := c.whyEmpty(ctx)
 		if err != nil {

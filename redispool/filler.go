@@ -357,7 +357,7 @@ func (f *Filler) Run(ctx context.Context) error {
 		return errors.New("redispool: Filler.Run is already running")
 	}
 	defer f.running.Store(false)
-	if err := f.checkRedis(ctx); err != nil {
+	if err := f.checkRedis(ctx, true); err != nil {
 		return fmt.Errorf("redispool: filler %s: %w", f.id, err)
 	}
 	if err := f.beat(ctx); err != nil {
@@ -367,10 +367,18 @@ func (f *Filler) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return f.heartbeat(gctx) })
-	g.Go(func() error { f.start(gctx); return nil })
-	for range f.workers {
-		g.Go(func() error { return f.worker(gctx) })
-	}
+	g.Go(func() error {
+		// The workers start once the month's count is known: until then
+		// they could reserve nothing, and OnStart sees the budget before
+		// this filler spends.
+		if err := f.start(gctx); err != nil {
+			return err
+		}
+		for range f.workers {
+			g.Go(func() error { return f.worker(gctx) })
+		}
+		return nil
+	})
 	err := g.Wait()
 
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
@@ -386,11 +394,16 @@ func (f *Filler) Run(ctx context.Context) error {
 	return nil
 }
 
-// start waits until the month's count is known, then logs the filler's
-// plan and calls OnStart.
-func (f *Filler) start(ctx context.Context) {
+// start waits until the month's count is known (retrying while the
+// service's usage cannot be read), then logs the filler's plan and calls
+// OnStart.
+func (f *Filler) start(ctx context.Context) error {
 	for failures := 1; ctx.Err() == nil; failures++ {
 		b, err := f.Budget(ctx)
+		if fatal(err) {
+			f.log.Error("redispool: filler stops", "filler", f.id, "error", err.Error())
+			return err
+		}
 		if err == nil {
 			f.log.Info("redispool: filler started", "filler", f.id, "pool", f.keys.pool,
 				"chunk_bytes", f.chunk, "batch_values", f.batchN, "bits", f.bits,
@@ -400,8 +413,16 @@ func (f *Filler) start(ctx context.Context) {
 			if f.onStart != nil {
 				f.onStart(b)
 			}
-			return
+			return nil
 		}
-		sleepCtx(ctx, f.backoff(failures, nil))
+		sleepCtx(ctx, f.backoff(failures, err))
 	}
+	return nil
+}
+
+// fatal reports whether err is one that retrying cannot mend: the token
+// missing or refused, a request refused, Redis settings that lose the pool.
+func fatal(err error) bool {
+	return errors.As(err, new(stopError)) || errors.Is(err, qrng.ErrNoToken) ||
+		errors.Is(err, qrng.ErrUnauthorized) || errors.Is(err, qrng.ErrBadRequest)
 }

@@ -101,7 +101,7 @@ func (f *Filler) sawEvictions(ctx context.Context, evicted int64) error {
 	}
 	f.log.Error("redispool: Redis evicted keys: the pool may have shrunk without pops, losing chunks that were paid for",
 		"filler", f.id, "evicted_keys", evicted-before)
-	if err := f.checkRedis(ctx); err != nil {
+	if err := f.checkRedis(ctx, false); err != nil {
 		var se stopError
 		if errors.As(err, &se) {
 			return err

@@ -129,24 +129,29 @@ return bits
 `)
 
 // raiseScript lifts the month's counter KEYS[1] and the day's counter
-// KEYS[2] after a sign that Redis lost data, or when the service's usage
-// is known: each becomes at least ARGV[1] (month) or ARGV[2] (day) plus
-// the bits of reservations still in flight (state r in the ledger KEYS[3];
-// those of the day for the day's counter). The caller first re-records
-// its own reservations in flight, in pairs from ARGV[9] on (token, bits),
-// where the ledger lost them. The ledger's "reserved" becomes at least
-// ARGV[3]. ARGV: 4, 5 the day's bounds, 6, 7 when the month's and day's
-// keys expire, 8 the day ("2026-11-27"), then the pairs, then the filler's
-// id and the clock shift. Neither counter is ever lowered. It returns
-// {status, counter, day counter, server time (ms), run_id, -1, reserved}
-// with status 1, or 3 when the server's clock is outside the day.
+// KEYS[2] to what the service's usage and the caller's floors say, after
+// a sign that Redis lost data or when the service's usage is read. A
+// counter below the service's usage (ARGV[1] for the month, ARGV[2] for
+// the day) lost reservations: it becomes that usage plus the bits of the
+// reservations in flight (state r in the ledger KEYS[3]; those of the day
+// for the day's counter), which the service has not counted yet, or has
+// just now (then they count twice, the safe way). Each counter is also at
+// least the caller's highest seen (ARGV[3], ARGV[4]); neither is ever
+// lowered. The caller first re-records its own reservations in flight,
+// in pairs from ARGV[11] on (token, bits), where the ledger lost them; the
+// ledger's "reserved" becomes at least ARGV[5]. ARGV: 6, 7 the day's
+// bounds, 8, 9 when the month's and the day's keys expire, 10 the day
+// ("2026-11-27"), then the pairs, then the filler's id and the clock
+// shift. It returns {status, counter, day counter, server time (ms),
+// run_id, -1, reserved} with status 1, or 3 when the server's clock is
+// outside the day.
 var raiseScript = redis.NewScript(meterPrelude + `
-if not inDay(ARGV[4], ARGV[5]) then return {3, 0, 0, now, runid, -1, 0} end
+if not inDay(ARGV[6], ARGV[7]) then return {3, 0, 0, now, runid, -1, 0} end
 local who = ARGV[#ARGV - 1]
-for i = 9, #ARGV - 3, 2 do
+for i = 11, #ARGV - 3, 2 do
   local f = 't:' .. ARGV[i]
   if not redis.call('HGET', KEYS[3], f) then
-    redis.call('HSET', KEYS[3], f, ARGV[8] .. ' ' .. ARGV[i + 1] .. ' r ' .. who)
+    redis.call('HSET', KEYS[3], f, ARGV[10] .. ' ' .. ARGV[i + 1] .. ' r ' .. who)
   end
 end
 local inflight, today = 0, 0
@@ -156,17 +161,22 @@ for i = 1, #all, 2 do
     local day, bits, state = string.match(all[i + 1], '^(%S+) (%S+) (%S+)')
     if state == 'r' then
       inflight = inflight + tonumber(bits)
-      if day == ARGV[8] then today = today + tonumber(bits) end
+      if day == ARGV[10] then today = today + tonumber(bits) end
     end
   end
 end
-local cur = math.max(num(redis.call('GET', KEYS[1])), tonumber(ARGV[1]) + inflight)
-local day = math.max(num(redis.call('GET', KEYS[2])), tonumber(ARGV[2]) + today)
-redis.call('SET', KEYS[1], cur, 'EXAT', ARGV[6])
-redis.call('SET', KEYS[2], day, 'EXAT', ARGV[7])
-local reserved = math.max(num(redis.call('HGET', KEYS[3], 'reserved')), tonumber(ARGV[3]))
+local function lift(key, usage, inflight, highest, expire)
+  local cur = num(redis.call('GET', key))
+  if tonumber(usage) > cur then cur = tonumber(usage) + inflight end
+  cur = math.max(cur, tonumber(highest))
+  redis.call('SET', key, cur, 'EXAT', expire)
+  return cur
+end
+local cur = lift(KEYS[1], ARGV[1], inflight, ARGV[3], ARGV[8])
+local day = lift(KEYS[2], ARGV[2], today, ARGV[4], ARGV[9])
+local reserved = math.max(num(redis.call('HGET', KEYS[3], 'reserved')), tonumber(ARGV[5]))
 redis.call('HSET', KEYS[3], 'reserved', reserved)
-redis.call('EXPIREAT', KEYS[3], ARGV[6])
+redis.call('EXPIREAT', KEYS[3], ARGV[8])
 return {1, cur, day, now, runid, -1, reserved}
 `)
 

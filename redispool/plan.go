@@ -43,14 +43,11 @@ func (f *Filler) worker(ctx context.Context) error {
 			failures = 0
 		case ctx.Err() != nil:
 			return nil
-		case errors.As(err, new(stopError)):
+		case fatal(err):
 			f.log.Error("redispool: filler stops", "filler", f.id, "error", err.Error())
 			return err
 		case errors.Is(err, errQuotaSpent), errors.Is(err, errDailySpent), errors.Is(err, qrng.ErrQuotaExceeded):
 			// pause logged it; pauseLeft paces the next try
-		case errors.Is(err, qrng.ErrNoToken), errors.Is(err, qrng.ErrUnauthorized), errors.Is(err, qrng.ErrBadRequest):
-			f.log.Error("redispool: filler stops", "filler", f.id, "error", err.Error())
-			return err
 		case errors.Is(err, errNoUsage):
 			failures++
 			sleepCtx(ctx, f.backoff(failures, err))

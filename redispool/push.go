@@ -59,7 +59,7 @@ func (f *Filler) push(ctx context.Context, b []byte) error {
 			}
 		}
 		var stop error
-		if cerr := f.checkRedis(context.WithoutCancel(ctx)); errors.As(cerr, new(stopError)) {
+		if cerr := f.checkRedis(context.WithoutCancel(ctx), false); errors.As(cerr, new(stopError)) {
 			stop = cerr
 		} else if redis.IsOOMError(err) && attempt >= oomTries {
 			stop = stopError{fmt.Errorf("redispool: Redis refused %d pushes of a batch for want of memory (%v); filling stops and the batch, paid for, is lost: "+

@@ -160,12 +160,14 @@ func (m *meter) refund(ctx context.Context, r reservation) (int64, error) {
 	return n, nil
 }
 
-// raise lifts the counters of c to at least used and dayUsed plus the
-// reservations in flight, re-recording own (this filler's reservations in
+// raise lifts the counters of c to the service's usage (used, dayUsed)
+// plus the reservations in flight where they are below it, and to the
+// caller's floors fl, re-recording own (this filler's reservations in
 // flight) where the ledger lost them.
-func (m *meter) raise(ctx context.Context, c calendar, used, dayUsed, reserved int64, own []reservation, filler string) (answer, error) {
+func (m *meter) raise(ctx context.Context, c calendar, used, dayUsed int64, fl monthFloors, own []reservation, filler string) (answer, error) {
 	month, day, ledger := m.keysFor(c)
-	args := []any{used, dayUsed, reserved, unix(c.dayStart), unix(c.dayEnd), c.monthExpire, c.dayEx, c.day}
+	args := []any{used, dayUsed, fl.highest, fl.dayHighest, fl.reserved,
+		unix(c.dayStart), unix(c.dayEnd), c.monthExpire, c.dayEx, c.day}
 	for _, r := range own {
 		if r.monthKey == month {
 			args = append(args, r.token, r.bits)

@@ -190,7 +190,7 @@ func TestDailyShare(t *testing.T) {
 	shiftTo(m, day)
 	require.Equal(t, 10, calendarAt(day).daysLeft)
 	// 2,000 bits reserved before today: (10,000 - 2,000) / 10 = 800 a day.
-	_, err := m.raise(ctx, calendarAt(day), 2000, 0, 0, nil, "test")
+	_, err := m.raise(ctx, calendarAt(day), 2000, 0, monthFloors{}, nil, "test")
 	require.NoError(t, err)
 	var got int64
 	for {
@@ -255,17 +255,20 @@ func TestMeterCounterExpiresAfterItsMonth(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n)
 
-	// raise lifts, never lowers (in-flight reservations count on top of
-	// the value raised to: settle them first).
+	// raise lifts, never lowers; below the usage, it adds the
+	// reservations in flight (the service has not counted them).
 	shiftTo(m, now)
+	a, err = m.raise(ctx, calendarAt(now), 5, 0, monthFloors{}, nil, "test")
+	require.NoError(t, err)
+	assert.Equal(t, int64(200+1<<40), a.used)
 	all, err := rdb.HKeys(ctx, "exp:ledger:2031-11").Result()
 	require.NoError(t, err)
 	for _, f := range all {
-		if tok, ok := strings.CutPrefix(f, "t:"); ok {
+		if tok, ok := strings.CutPrefix(f, "t:"); ok && tok != all[len(all)-1][2:] {
 			require.NoError(t, m.settle(ctx, reservation{token: tok, ledgerKey: "exp:ledger:2031-11"}))
 		}
 	}
-	a, err = m.raise(ctx, calendarAt(now), 5, 0, 0, nil, "test")
+	a, err = m.raise(ctx, calendarAt(now), 2<<40, 0, monthFloors{}, nil, "test")
 	require.NoError(t, err)
-	assert.Equal(t, int64(200+1<<40), a.used)
+	assert.Equal(t, int64(2<<40+100), a.used, "the usage, and the one reservation still in flight")
 }

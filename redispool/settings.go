@@ -53,11 +53,13 @@ func (f *Filler) need() int64 {
 }
 
 // checkRedis refuses Redis settings that would lose the pool: an eviction
-// policy other than noeviction while maxmemory is set, or a maxmemory
-// that leaves less room than need. Such settings, and an INFO the filler
-// may not read, are a stopError; a Redis that cannot be reached is a plain
-// error.
-func (f *Filler) checkRedis(ctx context.Context) error {
+// policy other than noeviction while maxmemory is set, or (with room, as
+// Run starts) a maxmemory that leaves less room than need. Such settings,
+// and an INFO the filler may not read, are a stopError; a Redis that
+// cannot be reached is a plain error. Later checks (a push failed, keys
+// were evicted) leave room out: memory others hold may be freed, and a
+// push refused for want of it is retried (see push).
+func (f *Filler) checkRedis(ctx context.Context, room bool) error {
 	s, err := f.rdb.Info(ctx, "memory").Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "NOPERM") {
@@ -74,6 +76,9 @@ func (f *Filler) checkRedis(ctx context.Context) error {
 		return stopError{fmt.Errorf("redispool: Redis's maxmemory-policy is %s (with maxmemory %d): when memory runs short it evicts keys, "+
 			"and the pool's chunks, paid for, would vanish unserved (a volatile-* policy evicts the quota counters too): "+
 			"set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, or in redis.conf)", m.policy, m.maxmemory)}
+	}
+	if !room {
+		return nil
 	}
 	pooled, err := f.rdb.LLen(ctx, f.keys.pool).Result()
 	if err != nil {

@@ -294,7 +294,7 @@ func (f *Filler) syncOnce(ctx context.Context, c calendar) error {
 	if fl.synced {
 		return nil
 	}
-	used, dayUsed := fl.highest, fl.dayHighest
+	var used, dayUsed int64
 	if !f.noSync {
 		first := time.Date(c.dayStart.Year(), c.dayStart.Month(), 1, 0, 0, 0, 0, time.UTC)
 		month, err := f.client.Usage(ctx, first, c.dayStart)
@@ -309,7 +309,7 @@ func (f *Filler) syncOnce(ctx context.Context, c calendar) error {
 			}
 			return fmt.Errorf("%w: %w", errNoUsage, err)
 		}
-		used, dayUsed = max(used, month), max(dayUsed, day)
+		used, dayUsed = month, day
 		fl.usage, fl.dayUsage = month, day
 	}
 	f.mu.Lock()
@@ -319,7 +319,7 @@ func (f *Filler) syncOnce(ctx context.Context, c calendar) error {
 	}
 	f.mu.Unlock()
 	sent := f.now()
-	a, err := f.meter.raise(ctx, c, used, dayUsed, fl.reserved, own, f.id)
+	a, err := f.meter.raise(ctx, c, used, dayUsed, fl, own, f.id)
 	if err != nil {
 		return err
 	}
@@ -345,7 +345,7 @@ func (f *Filler) syncOnce(ctx context.Context, c calendar) error {
 // raiseToLimit records that the service declared the quota spent: the
 // month's counter goes to the limit, so that every filler stops.
 func (f *Filler) raiseToLimit(ctx context.Context, c calendar) int64 {
-	a, err := f.meter.raise(ctx, c, f.meter.limit, 0, 0, nil, f.id)
+	a, err := f.meter.raise(ctx, c, f.meter.limit, 0, monthFloors{}, nil, f.id)
 	if err != nil {
 		return f.meter.limit
 	}
