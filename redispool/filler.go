@@ -405,14 +405,14 @@ func (f *Filler) start(ctx context.Context) error {
 			return err
 		}
 		if err == nil {
+			if f.onStart != nil {
+				f.onStart(b)
+			}
 			f.log.Info("redispool: filler started", "filler", f.id, "pool", f.keys.pool,
 				"chunk_bytes", f.chunk, "batch_values", f.batchN, "bits", f.bits,
 				"target_bytes", f.high*int64(f.chunk), "low_bytes", f.low*int64(f.chunk),
 				"quota_bits", b.QuotaLimit, "used_bits", b.QuotaUsed, "daily_share_bits", b.DailyShare,
 				"days_left", b.DaysLeft)
-			if f.onStart != nil {
-				f.onStart(b)
-			}
 			return nil
 		}
 		sleepCtx(ctx, f.backoff(failures, err))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -326,6 +327,10 @@ func (f *Filler) syncOnce(ctx context.Context, c calendar) error {
 	f.sawRunID(a.runID)
 	f.mu.Lock()
 	f.clock.offset = a.server.Sub(sent.Add(f.now().Sub(sent) / 2))
+	level := slog.LevelInfo // a sync after a sign of data loss is news
+	if f.stats.Syncs == 0 {
+		level = slog.LevelDebug // the one at start is routine
+	}
 	if a.status == meterOK && f.fl.month == c.month {
 		f.fl.synced = true
 		f.fl.usage, f.fl.dayUsage = fl.usage, fl.dayUsage
@@ -336,7 +341,7 @@ func (f *Filler) syncOnce(ctx context.Context, c calendar) error {
 	}
 	f.mu.Unlock()
 	if a.status == meterOK && !f.noSync {
-		f.log.Info("redispool: month's count taken from the service's usage", "filler", f.id,
+		f.log.Log(ctx, level, "redispool: month's count taken from the service's usage", "filler", f.id,
 			"month", c.month, "used_bits", a.used, "service_bits", fl.usage)
 	}
 	return nil // a stale calendar: the caller asks again
