@@ -2,6 +2,7 @@ package redispool
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -226,4 +227,45 @@ func TestFillerWithOtherSettingsRefuses(t *testing.T) {
 		}
 	}
 	assert.Equal(t, random, srv.Counters().RandomRequests, "the refused fillers fetched nothing")
+}
+
+// A filler killed (SIGKILL) with requests in flight leaves their
+// reservations counted: the service may have served them, so nothing
+// reclaims them, and no later filler lowers the counter. They are at
+// most one batch per worker of the killed filler, and the ledger shows
+// them (state r, with the filler's id).
+func TestKilledFillersReservationsStayCounted(t *testing.T) {
+	rs := startRedis(t)
+	srv := newEmulator(t)
+	rdb := rs.client(t, "", "")
+	ctx := context.Background()
+	srv.Inject(qrngtest.Fault{Latency: time.Minute, Times: 3}) // the child's three workers wait on their answers
+	cmd := startChild(t, "filler", "REDISPOOL_SOCK="+rs.sock, "REDISPOOL_PREFIX=killed",
+		"REDISPOOL_TOKEN="+srv.Token, "REDISPOOL_URL="+srv.URL,
+		"REDISPOOL_CHUNK="+strconv.Itoa(testChunk), "REDISPOOL_BATCH="+strconv.Itoa(testBatch))
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool {
+		return quotaUsed(t, rdb, "killed") == 3*testBatchBits && srv.Counters().RandomRequests == 3
+	}, 20*time.Second, time.Millisecond, "filler child: %s", &stderr)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	cmd.Wait()
+	ledger, err := rdb.HGetAll(ctx, newKeys("killed").ledger(monthOf(time.Now()))).Result()
+	require.NoError(t, err)
+	inFlight := 0
+	for k, v := range ledger {
+		if strings.HasPrefix(k, "t:") && strings.Fields(v)[2] == "r" {
+			inFlight++
+		}
+	}
+	assert.Equal(t, 3, inFlight, "the ledger shows the three reservations in flight")
+
+	cfg := testFillerConfig(srv, rdb, "killed")
+	cfg.QuotaBits, cfg.DailyBits = -1, 0 // as the child's
+	f := newTestFiller(t, cfg)
+	runFiller(t, f)
+	require.Eventually(t, func() bool { return idle(f) && f.Stats().Batches > 0 }, 20*time.Second, 5*time.Millisecond)
+	assert.Equal(t, srv.Counters().BitsServed+3*testBatchBits, quotaUsed(t, rdb, "killed"),
+		"the killed filler's three reservations stay counted, on top of what was served")
 }
