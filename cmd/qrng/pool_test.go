@@ -95,6 +95,8 @@ func TestPoolCommandErrors(t *testing.T) {
 		{nil, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1"}, 2, "pool fill needs QCI_TOKEN"},
 		{nil, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1", "-chunk", "100"}, 2, "-chunk 100 outside 512B..64KiB"},
 		{nil, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1", "-quota", "0"}, 2, "-quota 0"},
+		{nil, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1", "-daily", "fast"}, 2, `-daily "fast": want even, off or a positive number of bits`},
+		{nil, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1", "-daily", "0"}, 2, `-daily "0"`},
 		{nil, []string{"pool", "status", "-redis", "ftp://x"}, 2, "-redis: "},
 		{nil, []string{"pool", "status", "-redis", "redis://user:hunter22secret@127.0.0.1:1"}, 1, "pool status: "},
 		{nil, []string{"bytes", "-n", "8", "-redis", "redis://127.0.0.1:1", "-emulator"}, 2, "-emulator and -redis exclude each other"},
