@@ -50,8 +50,21 @@ var settingNames = map[string]string{"chunk_size": "ChunkSize", "bits": "Bits", 
 
 // beat refreshes the heartbeat and the liveness or quota key, and checks
 // the pool's settings. A settings mismatch, or evictions on a Redis whose
-// settings can evict, is a stopError.
+// settings can evict, is a stopError. A new run_id (Redis restarted) makes
+// the next reservation take the count from the service again.
 func (f *Filler) beat(ctx context.Context) error {
+	evicted, runID, err := f.beatOnce(ctx)
+	if err != nil {
+		return err
+	}
+	f.sawRunID(runID)
+	return f.sawEvictions(ctx, evicted)
+}
+
+// beatOnce runs the heartbeat script, one beat at a time (so that the
+// last state computed is the last written), and returns what the server
+// said of its evictions and run_id.
+func (f *Filler) beatOnce(ctx context.Context) (evicted int64, runID string, err error) {
 	f.beatMu.Lock()
 	defer f.beatMu.Unlock()
 	state := f.state()
@@ -60,10 +73,10 @@ func (f *Filler) beat(ctx context.Context) error {
 		[]string{f.keys.filler(f.id), f.keys.fillers, f.keys.alive, f.keys.meta, f.keys.spent, f.keys.active},
 		append([]any{f.ttl.Milliseconds(), f.id, f.info, state}, mine...)...).Slice()
 	if err != nil {
-		return fmt.Errorf("redispool: heartbeat on %s: %w", f.keys.filler(f.id), err)
+		return 0, "", fmt.Errorf("redispool: heartbeat on %s: %w", f.keys.filler(f.id), err)
 	}
 	if len(v) != 3 {
-		return fmt.Errorf("redispool: heartbeat on %s: unexpected answer %v", f.keys.filler(f.id), v)
+		return 0, "", fmt.Errorf("redispool: heartbeat on %s: unexpected answer %v", f.keys.filler(f.id), v)
 	}
 	if ok, _ := v[0].(int64); ok == 0 {
 		field, _ := v[1].(string)
@@ -74,17 +87,16 @@ func (f *Filler) beat(ctx context.Context) error {
 				value = mine[i]
 			}
 		}
-		return stopError{fmt.Errorf("redispool: FillerConfig.%s %v differs from the pool's %s (%s in %s, set by its first filler): "+
+		return 0, "", stopError{fmt.Errorf("redispool: FillerConfig.%s %v differs from the pool's %s (%s in %s, set by its first filler): "+
 			"use the pool's value, or stop every filler and delete %s (and %s, if the chunk size changes) to set the pool up anew",
 			settingNames[field], value, have, field, f.keys.meta, f.keys.meta, f.keys.pool)}
 	}
 	f.mu.Lock()
 	f.beaten = state
 	f.mu.Unlock()
-	evicted, _ := strconv.ParseInt(fmt.Sprint(v[1]), 10, 64)
-	runID, _ := v[2].(string)
-	f.sawRunID(runID)
-	return f.sawEvictions(ctx, evicted)
+	evicted, _ = strconv.ParseInt(fmt.Sprint(v[1]), 10, 64)
+	runID, _ = v[2].(string)
+	return evicted, runID, nil
 }
 
 // sawEvictions compares Redis's count of evicted keys with the last one:
