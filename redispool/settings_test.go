@@ -143,3 +143,23 @@ func TestPushOutOfMemory(t *testing.T) {
 		assert.Equal(t, int64(oomTries-1), f.Stats().PushRetries)
 	})
 }
+
+// A filler that may not run INFO cannot tell whether Redis will evict the
+// pool: it refuses to run, saying what it needs, and spends nothing.
+func TestFillerWithoutInfoRefuses(t *testing.T) {
+	rs := startRedis(t)
+	admin := rs.client(t, "", "")
+	ctx := context.Background()
+	line := aclLines(t)["qrng-filler"]
+	line[2] = "no-info"
+	line = append(line, "-info")
+	require.NoError(t, admin.Do(ctx, line...).Err())
+	srv := newEmulator(t)
+	f := newTestFiller(t, testFillerConfig(srv, rs.client(t, "no-info", "fpw"), "qrng"))
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err := f.Run(rctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the filler needs +info")
+	assert.Zero(t, srv.Counters().RandomRequests)
+}
