@@ -20,6 +20,19 @@ func (f *Filler) worker(ctx context.Context) error {
 			sleepCtx(ctx, min(d, f.poll)) // a refund may lift the pause sooner
 			continue
 		}
+		if c := f.calendarNow(); !f.floorsFor(c).synced {
+			// At start, or Redis restarted: take the count from the service
+			// now, not at the next reservation, so the counter is back
+			// while the pool is still full.
+			if err := f.sync(ctx, c); err != nil {
+				if fatal(err) {
+					return err
+				}
+				failures++
+				sleepCtx(ctx, f.backoff(failures, err))
+				continue
+			}
+		}
 		fetch, err := f.plan(ctx)
 		f.redisResult(ctx, err)
 		if err != nil {
