@@ -42,7 +42,7 @@ func TestConsumerUsesThePoolsChunkSize(t *testing.T) {
 	pooled := func() int64 { return admin.LLen(ctx, "qrng:pool").Val() }
 	topUp := func() {
 		t.Helper()
-		require.Eventually(t, func() bool { return idle(f) && pooled() >= 40 }, 20*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool { return idle(f) && pooled() >= 40 }, patience, 5*time.Millisecond)
 	}
 	topUp()
 
@@ -132,13 +132,13 @@ func TestRefundThenReadNoQuotaError(t *testing.T) {
 	cfg.HeartbeatTTL = 30 * time.Second // no expiry in this test
 	f := newTestFiller(t, cfg)
 	runFiller(t, f)
-	require.Eventually(t, func() bool { return f.Stats().QuotaBlocked }, 20*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return f.Stats().QuotaBlocked }, patience, 5*time.Millisecond,
 		"the second worker was refused while the first request is held")
 
 	c := newTestConsumer(t, rs.client(t, "", ""), "refund")
 	got := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
 		defer cancel()
 		_, err := c.Fetch(ctx, make([]byte, testChunk))
 		got <- err

@@ -20,6 +20,10 @@ func newEmulator(t testing.TB) *qrngtest.Server {
 	return srv
 }
 
+// patience is how long a test waits for what must happen: a guard against
+// a hang, not a claim about speed (a loaded machine may be very slow).
+const patience = 2 * time.Minute
+
 // Small sizes for tests: 1 KiB chunks, 8 chunks (4096 16-bit values) a batch.
 const (
 	testChunk = 1024

@@ -42,10 +42,10 @@ func TestRedisThatWouldLoseThePoolIsRefused(t *testing.T) {
 			}
 			if tc.want == "" {
 				runFiller(t, f)
-				require.Eventually(t, func() bool { return f.Stats().Batches > 0 }, 20*time.Second, 5*time.Millisecond)
+				require.Eventually(t, func() bool { return f.Stats().Batches > 0 }, patience, 5*time.Millisecond)
 				return
 			}
-			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			rctx, cancel := context.WithTimeout(ctx, patience)
 			defer cancel()
 			err := f.Run(rctx)
 			require.Error(t, err)
@@ -78,7 +78,7 @@ func TestEvictionsWhileFillingStopTheFiller(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { done <- f.Run(runCtx) }()
-	require.Eventually(t, func() bool { return rdb.LLen(ctx, "shrink:pool").Val() >= 16*testBatchChunks }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rdb.LLen(ctx, "shrink:pool").Val() >= 16*testBatchChunks }, patience, 5*time.Millisecond)
 	// Below what is used by half the pool: the next write evicts keys
 	// (the pool is by far the largest) until the rest fits.
 	m := parseMemoryInfo(rdb.Info(ctx, "memory").Val())
@@ -90,7 +90,7 @@ func TestEvictionsWhileFillingStopTheFiller(t *testing.T) {
 	case err := <-done:
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "maxmemory-policy is allkeys-random")
-	case <-time.After(20 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("the filler went on feeding an evicting Redis")
 	}
 	assert.Contains(t, logs.String(), "the pool may have shrunk without pops")
@@ -117,7 +117,7 @@ func TestPushOutOfMemory(t *testing.T) {
 		}
 		t.Cleanup(func() { rdb.ConfigSet(ctx, "maxmemory", "0") })
 		runFiller(t, f)
-		require.Eventually(t, func() bool { return f.Stats().Batches == 1 }, 20*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool { return f.Stats().Batches == 1 }, patience, 5*time.Millisecond)
 		st := f.Stats()
 		assert.Equal(t, int64(2), st.PushRetries)
 		assert.Zero(t, st.PushErrors)
@@ -133,7 +133,7 @@ func TestPushOutOfMemory(t *testing.T) {
 		f := newTestFiller(t, cfg)
 		f.beforePush = func() { rdb.ConfigSet(ctx, "maxmemory", "1") }
 		t.Cleanup(func() { rdb.ConfigSet(ctx, "maxmemory", "0") })
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		rctx, cancel := context.WithTimeout(ctx, patience)
 		defer cancel()
 		err := f.Run(rctx)
 		require.Error(t, err)
@@ -156,7 +156,7 @@ func TestFillerWithoutInfoRefuses(t *testing.T) {
 	require.NoError(t, admin.Do(ctx, line...).Err())
 	srv := newEmulator(t)
 	f := newTestFiller(t, testFillerConfig(srv, rs.client(t, "no-info", "fpw"), "qrng"))
-	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
 	err := f.Run(rctx)
 	require.Error(t, err)

@@ -66,7 +66,7 @@ func TestMeterExactThroughStalls(t *testing.T) {
 		}
 	}
 	runFiller(t, f)
-	require.Eventually(t, func() bool { return f.Stats().QuotaBlocked && settled(f) }, 60*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return f.Stats().QuotaBlocked && settled(f) }, patience, 10*time.Millisecond)
 	assert.GreaterOrEqual(t, refunds.Load(), int32(3), "three refunds were stalled")
 	served := srv.Counters().BitsServed
 	assert.Equal(t, 6*testBatchBits, served)
@@ -96,7 +96,7 @@ func TestRDBRestartDoesNotRollBack(t *testing.T) {
 		t.Helper()
 		require.Eventually(t, func() bool {
 			return idle(f) && rdb.LLen(ctx, "rdb:pool").Val() >= 2*testBatchChunks
-		}, 20*time.Second, 5*time.Millisecond)
+		}, patience, 5*time.Millisecond)
 	}
 	drain := func() {
 		t.Helper()
@@ -137,7 +137,7 @@ func TestNoStartAtZeroWhileUsageIsDown(t *testing.T) {
 	cfg.QuotaBits, cfg.Target = 6*testBatchBits, 1<<30
 	a := newTestFiller(t, cfg)
 	stop := runFiller(t, a)
-	require.Eventually(t, func() bool { return a.Stats().QuotaBlocked && settled(a) }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Stats().QuotaBlocked && settled(a) }, patience, 5*time.Millisecond)
 	require.NoError(t, stop())
 	require.Equal(t, 6*testBatchBits, srv.Counters().BitsServed)
 
@@ -147,13 +147,13 @@ func TestNoStartAtZeroWhileUsageIsDown(t *testing.T) {
 	usage, random := srv.Counters().UsageRequests, srv.Counters().RandomRequests
 	b := newTestFiller(t, cfg)
 	runFiller(t, b)
-	require.Eventually(t, func() bool { return srv.Counters().UsageRequests >= usage+5 }, 20*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return srv.Counters().UsageRequests >= usage+5 }, patience, 5*time.Millisecond,
 		"the filler keeps asking for the usage")
 	assert.Equal(t, random, srv.Counters().RandomRequests, "nothing fetched while the month's count is unknown")
 	assert.Zero(t, rdb.Exists(context.Background(), newKeys("nousage").quota(monthOf(time.Now()))).Val(), "no counter started at zero")
 
 	srv.ClearFaults()
-	require.Eventually(t, func() bool { return b.Stats().QuotaBlocked && settled(b) }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return b.Stats().QuotaBlocked && settled(b) }, patience, 5*time.Millisecond)
 	assert.Equal(t, 6*testBatchBits, srv.Counters().BitsServed, "the quota held across the loss")
 	assert.Equal(t, 6*testBatchBits, quotaUsed(t, rdb, "nousage"))
 }
@@ -184,7 +184,7 @@ func TestSkewedClockCountsOnTheServersMonth(t *testing.T) {
 	}
 	require.Eventually(t, func() bool {
 		return fillers[0].Stats().QuotaBlocked && fillers[1].Stats().QuotaBlocked && settled(fillers[0]) && settled(fillers[1])
-	}, 20*time.Second, 5*time.Millisecond)
+	}, patience, 5*time.Millisecond)
 	keys, err := rdb.Keys(context.Background(), "skew:quota:*").Result()
 	require.NoError(t, err)
 	assert.Equal(t, []string{"skew:quota:" + monthOf(time.Now())}, keys, "one month's counter: the server's")
@@ -204,7 +204,7 @@ func TestFillerWithOtherSettingsRefuses(t *testing.T) {
 	cfg.QuotaBits, cfg.Target = 4*testBatchBits, testBatchBytes
 	first := newTestFiller(t, cfg)
 	runFiller(t, first)
-	require.Eventually(t, func() bool { return idle(first) && first.Stats().Batches == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return idle(first) && first.Stats().Batches == 1 }, patience, 5*time.Millisecond)
 	random := srv.Counters().RandomRequests
 	for _, tc := range []struct {
 		change func(*FillerConfig)
@@ -218,7 +218,7 @@ func TestFillerWithOtherSettingsRefuses(t *testing.T) {
 		c := cfg
 		tc.change(&c)
 		f := newTestFiller(t, c)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
 		err := f.Run(ctx)
 		cancel()
 		if assert.Error(t, err) {
@@ -248,7 +248,7 @@ func TestKilledFillersReservationsStayCounted(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool {
 		return quotaUsed(t, rdb, "killed") == 3*testBatchBits && srv.Counters().RandomRequests == 3
-	}, 20*time.Second, time.Millisecond, "filler child: %s", &stderr)
+	}, patience, time.Millisecond, "filler child: %s", &stderr)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	cmd.Wait()
 	ledger, err := rdb.HGetAll(ctx, newKeys("killed").ledger(monthOf(time.Now()))).Result()
@@ -265,7 +265,7 @@ func TestKilledFillersReservationsStayCounted(t *testing.T) {
 	cfg.QuotaBits, cfg.DailyBits = -1, 0 // as the child's
 	f := newTestFiller(t, cfg)
 	runFiller(t, f)
-	require.Eventually(t, func() bool { return idle(f) && f.Stats().Batches > 0 }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return idle(f) && f.Stats().Batches > 0 }, patience, 5*time.Millisecond)
 	assert.Equal(t, srv.Counters().BitsServed+3*testBatchBits, quotaUsed(t, rdb, "killed"),
 		"the killed filler's three reservations stay counted, on top of what was served")
 }
