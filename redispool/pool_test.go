@@ -234,11 +234,11 @@ func TestRedisRestartUnderConsumer(t *testing.T) {
 	require.Eventually(t, func() bool {
 		n, err := c.Fetch(ctx, p)
 		return err == nil && n == len(p)
-	}, 20*time.Second, 10*time.Millisecond)
+	}, patience, 10*time.Millisecond)
 	// A batch the filler held across the restart may reach the pool
 	// before the counter is back (its push is sent again): the counter
 	// comes back once the filler sees the new run_id.
-	assert.Eventually(t, func() bool { return quotaUsed(t, rdb, "restart") >= servedBefore }, 20*time.Second, 10*time.Millisecond,
+	assert.Eventually(t, func() bool { return quotaUsed(t, rdb, "restart") >= servedBefore }, patience, 10*time.Millisecond,
 		"the lost counter restarted from the service's usage")
 }
 

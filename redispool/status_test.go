@@ -40,7 +40,7 @@ func TestReadStatus(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { // both top-ups done
 		return idle(fillers[0]) && idle(fillers[1]) && rdb.LLen(ctx, "qrng:pool").Val() >= 2*testBatchChunks
-	}, 10*time.Second, 5*time.Millisecond)
+	}, patience, 5*time.Millisecond)
 
 	st, err = ReadStatus(ctx, rdb, "qrng")
 	require.NoError(t, err)
