@@ -44,8 +44,11 @@ random bits (64 fetched). COUNT is at least 1.
 		func() command { return new(floatsCmd) }},
 	{"usage", "bits your account used: -from DATE -to DATE",
 		`Asks the service how many bits your account used from -from to -to
-(UTC days, both included; default: this month so far). It needs QCI_TOKEN:
-the emulator has no account to ask about.`,
+(UTC days, both included; default: this month so far), then prints this
+month's use, what remains of the 10^9-bit quota, the UTC days left and the
+even daily share (what remained at the start of today over the days left,
+today included). It needs QCI_TOKEN: the emulator has no account to ask
+about.`,
 		func() command { return new(usageCmd) }},
 	{"serve", "run the emulator on HOST:PORT for curl or any language",
 		`Runs the emulator of the service (numbers NOT quantum) until SIGINT,
@@ -72,14 +75,19 @@ SIGINT, SIGTERM, SIGHUP or SIGQUIT: it fetches batches from the service with QCI
 health-checks them, cuts them into chunks and keeps about -target bytes in
 the pool, refilling when half is gone. Every filler of the pool reserves
 its requests on one monthly counter in Redis, so any number of them spend
-at most -quota bits a month between them. Each top-up is logged on stderr.
-Consumers (bytes, ints, floats with -redis) need no token.`,
+at most -quota bits a month between them, and by default at most an even
+share of what remains per UTC day (-daily off, or -daily BITS, spends
+faster on purpose). It prints the target and the day's share at start;
+each top-up is logged on stderr. It refuses a Redis that can evict the
+pool (maxmemory-policy other than noeviction) or whose maxmemory cannot
+hold -target, and a pool set up with another -quota, -chunk, -bits or
+-daily. Consumers (bytes, ints, floats with -redis) need no token.`,
 		func() command { return new(poolFillCmd) }},
-	{"pool status", "what a shared pool holds: bytes, quota used, fillers",
+	{"pool status", "what a shared pool holds: bytes, quota and share used, fillers",
 		`Prints one line per fact about the pool at -redis (default
-$QRNG_REDIS_URL): bytes pooled, this month's quota used, whether it is
-being filled, and each filler seen recently. Exit status 1 if Redis cannot
-be reached.`,
+$QRNG_REDIS_URL): bytes pooled, this month's quota used, today's use and
+share, when the day and the month renew, whether it is being filled, and
+each filler seen recently. Exit status 1 if Redis cannot be reached.`,
 		func() command { return new(poolStatusCmd) }},
 	{"version", "the version of this qrng, from its build",
 		`Prints the module version this qrng was built from, as Go recorded it

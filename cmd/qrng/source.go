@@ -150,11 +150,16 @@ func (e *env) sourceConfig(f *fetchFlags, b *backend, batch int) qrng.Config {
 		cfg.QuotaBits = -1
 	}
 	if b.pool != nil {
-		// Whole chunks per batch: as many as a bounded command needs (at
-		// most 12), 12 for a stream. Bits only sizes the batch here.
+		// Whole chunks per batch: as many as a bounded command needs, split
+		// evenly over as few batches as a batch's limit allows (so that
+		// it pops at most a chunk's tail more than it serves), 12 for a
+		// stream. Bits only sizes the batch here.
 		chunks := int64(12)
 		if batch > 0 {
-			chunks = min(12, max(1, (needBytes(batch, f.bits)+int64(b.chunk)-1)/int64(b.chunk)))
+			need := max(1, (needBytes(batch, f.bits)+int64(b.chunk)-1)/int64(b.chunk))
+			most := max(1, int64(qrng.MaxSamples)*8/int64(b.chunk)) // a batch of 64-bit values
+			requests := (need + most - 1) / most
+			chunks = (need + requests - 1) / requests
 		}
 		cfg.Upstream, cfg.Bits = b.pool, 64
 		cfg.BatchSize = int(chunks) * b.chunk / 8
