@@ -30,7 +30,8 @@ const probation = 8
 
 // sizing holds the request-size state. The Source's mutex guards it.
 type sizing struct {
-	unit  int // smallest request in bytes: whole values, whole health windows
+	base  int // whole values in whole health windows: every unit is a multiple of it
+	unit  int // smallest request in bytes: base, or a multiple of the upstream's unit
 	batch int // largest request in bytes (Config.BatchSize values), a multiple of unit
 	next  int // size of the next request; 0 until the first demand
 	ceil  int // a request of this size was too slow: stay below it (0: no ceiling)
@@ -42,6 +43,35 @@ type sizing struct {
 func unitBytes(bits int) int {
 	values := health.Window * 8 / (bits & -bits) // bits & -bits: its largest power-of-two factor
 	return values * bits / 8
+}
+
+// fit makes every request a whole number of u bytes too, as well as of
+// base: for an upstream that serves in units (a pool's chunks, see
+// Upstream), so that no request ends inside a unit the upstream would
+// then erase unserved. u <= 0 (not known yet) changes nothing.
+func (z *sizing) fit(u int) {
+	if u <= 0 {
+		return
+	}
+	unit := z.base / gcd(z.base, u) * u
+	if unit == z.unit || unit > z.batch {
+		return // a batch smaller than a unit: the Config's choice (see Upstream)
+	}
+	z.unit = unit
+	z.batch = z.batch / unit * unit
+	if z.ceil > 0 {
+		z.ceil = max(unit, z.ceil/unit*unit)
+	}
+	if z.next > 0 {
+		z.next = z.roundUp(z.next)
+	}
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // limit is the largest size the next request may have.

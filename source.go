@@ -313,7 +313,7 @@ func NewSource(cfg Config) *Source {
 	batchN := batchValues(cmp(cfg.BatchSize, 100_000), s.bits)
 	s.batchBytes = batchN * s.bits / 8
 	s.capacity = max(cmp(cfg.BufferSize, 4*s.batchBytes), s.batchBytes)
-	s.z = sizing{unit: unitBytes(s.bits), batch: s.batchBytes}
+	s.z = sizing{base: unitBytes(s.bits), unit: unitBytes(s.bits), batch: s.batchBytes}
 	s.target = s.z.unit // set by the first demand
 	s.low = s.target / 2
 	s.health = newHealthState(s.batchBytes)
@@ -595,6 +595,9 @@ func (s *Source) worker(ctx context.Context) {
 				return
 			}
 			continue
+		}
+		if u, ok := s.up.(interface{ FetchUnit() int }); ok {
+			s.z.fit(u.FetchUnit()) // a pool's chunks: ask for whole ones
 		}
 		size := s.z.take()
 		s.inflight += size

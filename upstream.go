@@ -31,6 +31,13 @@ import (
 // concurrent use. It must return promptly once ctx is done: Source.Close
 // waits at most 5 s for it. A panic in Fetch is a failed batch.
 //
+// An Upstream that hands out bytes in fixed units (a pool's chunks) may
+// say so with a method FetchUnit() int, the unit in bytes (0 while it is
+// not known). The Source then makes every request a whole number of
+// units, as long as a batch holds one, so that no unit is cut and its
+// rest erased unserved. The Source calls it before each request, with
+// its lock held: it must not block.
+//
 // An error that matches ErrQuotaExceeded (errors.Is) means no bytes can be
 // had until the quota renews: the Source applies its quota fallback rule.
 // Any other error is a failure: the Source retries after a pause and

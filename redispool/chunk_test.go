@@ -54,9 +54,12 @@ func TestConsumerUsesThePoolsChunkSize(t *testing.T) {
 	src := qrng.NewSource(qrng.Config{Upstream: c, Bits: 64, BatchSize: (1 << 20) / 8, OnDemand: true, Workers: 1,
 		Fallback: qrng.FallbackNever, Logger: slog.New(slog.DiscardHandler)})
 	before := pooled()
-	n, err := io.CopyBuffer(io.Discard, io.LimitReader(src, 1<<20), make([]byte, 32<<10))
+	// Read as 'qrng bytes -n 1MiB' does: its first read asks for its need,
+	// so the Source's first request is that, in whole chunks (it asks
+	// the Consumer's FetchUnit).
+	n, err := io.ReadFull(src, make([]byte, 1<<20))
 	require.NoError(t, err)
-	require.Equal(t, int64(1<<20), n)
+	require.Equal(t, 1<<20, n)
 	src.Close()
 	assert.LessOrEqual(t, c.Stats().Chunks, int64(17), "1 MiB from 64 KiB chunks")
 	assert.LessOrEqual(t, before-pooled(), int64(17))
@@ -170,4 +173,46 @@ func TestNoQuotaErrorWhileChunksArePooled(t *testing.T) {
 	assert.Equal(t, testChunk, n)
 	_, err = c.Fetch(ctx, make([]byte, testChunk))
 	assert.ErrorIs(t, err, qrng.ErrQuotaExceeded, "then, the pool empty, the quota")
+}
+
+// A Source's slow start over a pool asks for whole chunks (the Consumer's
+// FetchUnit): one value costs one chunk, none of it erased unserved, and a
+// reader in 32 KiB pieces never has a chunk cut, although its first
+// demand is smaller than a chunk. Without FetchUnit the first request
+// would be 512 bytes, cutting a 64 KiB chunk and erasing the rest.
+func TestSlowStartAsksForWholeChunks(t *testing.T) {
+	const chunk = 64 << 10
+	rs := startRedis(t)
+	admin := rs.client(t, "", "")
+	ctx := context.Background()
+	srv := newEmulator(t)
+	cfg := testFillerConfig(srv, rs.client(t, "", ""), "qrng")
+	cfg.ChunkSize, cfg.BatchSize, cfg.Target, cfg.LowMark = chunk, 4*chunk*8/testBits, 40*chunk, 40*chunk
+	f := newTestFiller(t, cfg)
+	runFiller(t, f)
+	require.Eventually(t, func() bool { return idle(f) && admin.LLen(ctx, "qrng:pool").Val() >= 40 }, patience, 5*time.Millisecond)
+
+	for _, read := range []struct {
+		name  string
+		total int
+		piece int
+	}{{"one value", 8, 8}, {"1 MiB in 32 KiB pieces", 1 << 20, 32 << 10}} {
+		c := newTestConsumerChunk(t, admin, "qrng", 0)
+		_, err := c.ChunkSize(ctx) // as a Source's first Fetch would learn it
+		require.NoError(t, err)
+		src := qrng.NewSource(qrng.Config{Upstream: c, Bits: 64, BatchSize: (1 << 20) / 8, Workers: 1,
+			Fallback: qrng.FallbackNever, Logger: slog.New(slog.DiscardHandler)})
+		buf := make([]byte, read.piece)
+		for done := 0; done < read.total; done += read.piece {
+			_, err := io.ReadFull(src, buf)
+			require.NoError(t, err, read.name)
+		}
+		require.NoError(t, src.Close())
+		st := c.Stats()
+		assert.Zero(t, st.Discarded, "%s: no chunk cut", read.name)
+		assert.Positive(t, st.Chunks, read.name)
+		if read.total == 8 {
+			assert.Equal(t, int64(1), st.Chunks, "one value costs one chunk")
+		}
+	}
 }

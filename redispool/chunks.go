@@ -37,6 +37,18 @@ func (c *Consumer) ChunkSize(ctx context.Context) (int, error) {
 	return c.checkSize(int(c.size.Load()))
 }
 
+// FetchUnit is the pool's chunk size as far as this Consumer knows it
+// (ConsumerConfig.ChunkSize, or what the pool's settings or a popped
+// chunk said), 0 before that; it never calls Redis. A qrng.Source asks
+// it before each request, so that it asks for whole chunks and none is
+// cut and its rest erased.
+func (c *Consumer) FetchUnit() int {
+	if n := c.size.Load(); n > 0 {
+		return int(n)
+	}
+	return c.want
+}
+
 // checkSize returns size, or an error if it is known and differs from
 // ConsumerConfig.ChunkSize.
 func (c *Consumer) checkSize(size int) (int, error) {

@@ -74,7 +74,15 @@ func (c *bytesCmd) run(e *env) error {
 	enc, closeEnc := encoder(c.format, out)
 	prog := c.progress(e)
 	defer prog.done()
-	buf := make([]byte, 32<<10)
+	// A bounded run's first read asks for what the run needs, up to a
+	// batch, so that the Source's first request is that (not a small one
+	// that its slow start would double past the need); later reads, of
+	// 32 KiB, find full batches coming.
+	piece := 32 << 10
+	if c.total > 0 {
+		piece = int(max(int64(piece), min(c.total, needBytes(batch, c.bits))))
+	}
+	buf := make([]byte, piece)
 	defer clear(buf)
 	var served int64
 	done := func(int64) string {
@@ -85,6 +93,9 @@ func (c *bytesCmd) run(e *env) error {
 	}
 	for c.total < 0 || served < c.total {
 		chunk := buf
+		if served > 0 {
+			chunk = buf[:min(len(buf), 32<<10)]
+		}
 		if c.total >= 0 {
 			chunk = buf[:min(int64(len(buf)), c.total-served)]
 		}

@@ -14,11 +14,21 @@ import (
 type feed struct {
 	ctx   context.Context
 	src   *qrng.Source
-	left  int64     // bytes the command still expects to need (a hint)
-	store [512]byte // unread bytes are store[pos:end]
+	left  int64  // bytes the command still expects to need (a hint)
+	store []byte // unread bytes are store[pos:end]; see newFeed
 	pos   int
 	end   int
 	err   error // the read's error, returned once store is used up
+}
+
+// newFeed returns a feed for a command that expects to need need bytes,
+// fetched in batches of batch bytes. It reads up to a batch at a time
+// (at least 512 bytes): the Source's first request is then what the
+// command needs, up to a batch, rather than a small one that a slow
+// start doubles past the need.
+func newFeed(ctx context.Context, src *qrng.Source, need, batch int64) *feed {
+	size := max(512, min(need, batch))
+	return &feed{ctx: ctx, src: src, left: need, store: make([]byte, size)}
 }
 
 func (f *feed) byte() (byte, error) {
@@ -46,7 +56,7 @@ func (f *feed) byte() (byte, error) {
 }
 
 // erase clears the bytes not used.
-func (f *feed) erase() { clear(f.store[:]) }
+func (f *feed) erase() { clear(f.store) }
 
 // uint64 reads 8 bytes, big-endian.
 func (f *feed) uint64() (uint64, error) {

@@ -82,12 +82,13 @@ func (e *env) numbers(f *fetchFlags, n int, need int64, next func(*feed, []byte)
 		return err
 	}
 	defer out.discard()
-	src, b, err := e.open(f, batchFor(need, f.bits))
+	batch := batchFor(need, f.bits)
+	src, b, err := e.open(f, batch)
 	if err != nil {
 		return err
 	}
 	defer e.finish(src, b, f)
-	fd := &feed{ctx: e.ctx, src: src, left: need}
+	fd := newFeed(e.ctx, src, need, needBytes(batch, f.bits))
 	defer fd.erase()
 	var line []byte
 	defer func() { clear(line) }()

@@ -28,14 +28,13 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
-// oneBatchServer serves the first five requests for random numbers (the
-// library's requests start small and double: 32 KiB to 512 KiB for a
-// command reading 32 KiB at a time, 992 KiB in all), then refuses every
-// request with 400 (which is not retried).
+// oneBatchServer serves the first request for random numbers (a bounded
+// command's first request is what it needs, up to a batch), then refuses
+// every request with 400 (which is not retried).
 func oneBatchServer(t *testing.T) map[string]string {
 	srv := qrngtest.NewServer(qrngtest.Options{})
 	t.Cleanup(srv.Close)
-	srv.Inject(qrngtest.Fault{Times: 5}, qrngtest.Fault{Status: 400, Body: `{"detail": "refused"}`, Times: -1})
+	srv.Inject(qrngtest.Fault{Times: 1}, qrngtest.Fault{Status: 400, Body: `{"detail": "refused"}`, Times: -1})
 	return map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL}
 }
 

@@ -34,11 +34,13 @@ func TestRawBytesToATerminalNeedAskingFor(t *testing.T) {
 // far and the time left, and when done the time taken.
 func TestProgressBarShowsRateOnATerminal(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "out.bin")
-	shown, code := onTerminal(t, nil, false, "bytes", "-n", "4MiB", "-bits", "64", "-o", file)
+	// Two batches of 8 MiB: the first arrives whole, the second is shown
+	// as it is written.
+	shown, code := onTerminal(t, nil, false, "bytes", "-n", "16MiB", "-bits", "64", "-o", file)
 	require.Equal(t, 0, code, shown)
 	draws := strings.Split(shown, "\r[")
 	require.Greater(t, len(draws), 2, "the bar was drawn and redrawn: %q", shown)
-	left := regexp.MustCompile(`^[= ]{30}\] +\d+% \d+\.\d / 4\.0 MiB  \d+\.\d MiB/s  (\d+s|\d+m\d\ds|\d+h\d\dm) left$`)
+	left := regexp.MustCompile(`^[= ]{30}\] +\d+% \d+\.\d / 16\.0 MiB  \d+\.\d MiB/s  (\d+s|\d+m\d\ds|\d+h\d\dm) left$`)
 	assert.Regexp(t, left, draws[1], "the first redraw, mid-way")
-	assert.Regexp(t, `100% 4\.0 / 4\.0 MiB  \d+\.\d MiB/s  in \d+s\r\n$`, shown)
+	assert.Regexp(t, `100% 16\.0 / 16\.0 MiB  \d+\.\d MiB/s  in \d+s\r\n$`, shown)
 }
