@@ -406,3 +406,16 @@ func TestProgressBar(t *testing.T) {
 	none.done()
 	assert.False(t, isTerminal(&b), "a buffer is not a terminal")
 }
+
+// The null device is a character device but no terminal: raw bytes may go
+// there (the hostile review: `qrng bytes -n 10 > /dev/null` was refused).
+func TestDevNullIsNoTerminal(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	defer null.Close()
+	assert.False(t, isTerminal(null))
+
+	var errb bytes.Buffer
+	code := run(context.Background(), []string{"bytes", "-n", "10", "-emulator"}, null, &errb, func(string) string { return "" })
+	assert.Equal(t, 0, code, "stderr: %s", errb.String())
+}

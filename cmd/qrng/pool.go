@@ -192,6 +192,12 @@ func (c *poolFillCmd) run(e *env) error {
 		return usagef("%s", fillerFlags.Replace(bare(err)))
 	}
 	if err := f.Run(e.ctx); err != nil && e.ctx.Err() == nil {
+		msg := bare(err)
+		if strings.Contains(msg, "FillerConfig.") {
+			// A setting that conflicts with the pool's or with Redis's
+			// (found before anything is spent): named by its flag.
+			return usagef("pool fill: %s", fillerFlags.Replace(msg))
+		}
 		return fmt.Errorf("pool fill: %w", err)
 	}
 	return nil // stopped by SIGINT or SIGTERM: a clean stop, as serve's
