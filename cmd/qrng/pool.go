@@ -175,7 +175,7 @@ func (c *poolFillCmd) run(e *env) error {
 	if err != nil {
 		return err
 	}
-	token := e.getenv("QCI_TOKEN")
+	token := e.token()
 	if token == "" {
 		return usagef("pool fill needs QCI_TOKEN: the filler is the one that talks to the service")
 	}
