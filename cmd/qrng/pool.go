@@ -191,6 +191,9 @@ func (c *poolFillCmd) run(e *env) error {
 	if err != nil {
 		return usagef("%s", fillerFlags.Replace(bare(err)))
 	}
+	if c.targetN > c.quota/8 {
+		return usagef("-target %s is more than the month's quota (-quota %d bits, %d bytes): the pool could never be filled", c.target, c.quota, c.quota/8)
+	}
 	if err := f.Run(e.ctx); err != nil && e.ctx.Err() == nil {
 		msg := bare(err)
 		if strings.Contains(msg, "FillerConfig.") {

@@ -195,8 +195,8 @@ func (e *env) finish(src *qrng.Source, b *backend, f *fetchFlags) {
 			st.FallbackBytes, st.FallbackBytes+st.QuantumBytes, bare(st.LastError))
 	}
 	if f.verbose {
-		fmt.Fprintf(e.stderr, "qrng: fetched %d bits (%s) from %s; served %d bytes\n",
-			fetched, plural((fetched+7)/8, "byte"), b.name(), st.QuantumBytes+st.FallbackBytes)
+		fmt.Fprintf(e.stderr, "qrng: fetched %d bits (%s) from %s; served %s\n",
+			fetched, plural((fetched+7)/8, "byte"), b.name(), plural(st.QuantumBytes+st.FallbackBytes, "byte"))
 	}
 }
 
