@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -107,6 +108,7 @@ func TestSeededReseedsFollowReseedBytes(t *testing.T) {
 		{"default 1 MiB", 0, 3<<20 + 8, 4},
 		{"smallest: 8 bytes", 8, 800, 100},
 		{"not a multiple of 8", 1004, 10 * 1004, 10},
+		{"largest", math.MaxInt64, 1 << 20, 1},
 	} {
 		for _, via := range []struct {
 			name  string
@@ -117,7 +119,7 @@ func TestSeededReseedsFollowReseedBytes(t *testing.T) {
 				g := NewSeeded(src, SeededConfig{ReseedBytes: c.reseedBytes})
 				defer g.Close()
 				total := c.total
-				if via.chunk == 0 && c.reseedBytes%8 != 0 {
+				if via.chunk == 0 && c.reseedBytes%8 != 0 && c.reseedBytes < int64(total) {
 					// Uint64 takes a new key when fewer than 8 bytes of the
 					// budget are left: 125 values of 1004 bytes per key.
 					total = int(c.want) * int(c.reseedBytes/8*8)

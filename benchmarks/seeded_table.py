@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Medians and ratios of BenchmarkSeeded, for README.md.
+
+usage: python3 benchmarks/seeded_table.py benchmarks/2026-12-01-seeded.txt
+
+Prints one markdown row per call: the quantum-seeded generator beside
+ChaCha8 (and crypto/rand for reads), all from the same file (one run).
+"""
+import re
+import statistics
+import sys
+from collections import defaultdict
+
+runs = defaultdict(list)
+for line in open(sys.argv[1]):
+    m = re.match(r'^BenchmarkSeeded/(\S+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op', line)
+    if m:
+        runs[m.group(1)].append(float(m.group(3)))
+med = {k: statistics.median(v) for k, v in runs.items()}
+
+
+def t(v):
+    if v is None:
+        return "—"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f} ms"
+    if v >= 1e4:
+        return f"{v / 1e3:.1f} µs"
+    return f"{v:.1f} ns" if v < 100 else f"{v:.0f} ns"
+
+
+rows = [
+    ("`Uint64`, called directly", "Uint64"),
+    ("`Uint64` through `rand.Source`", "Uint64Source"),
+    ("`rand.New(g).Uint64`", "RandUint64"),
+    ("`rand.New(g).IntN(1000)`", "RandIntN1000"),
+    ("`rand.New(g).Float64`", "RandFloat64"),
+    ("`rand.New(g).Perm(100)`", "RandPerm100"),
+    ("`Read` 32 B", "Read32B"),
+    ("`Read` 1 MiB", "Read1MiB"),
+]
+print("| call | Seeded | ChaCha8 | crypto/rand | Seeded / ChaCha8 |")
+print("|---|---|---|---|---|")
+for label, k in rows:
+    s, c, r = (med.get(f"{k}/{x}") for x in ("Seeded", "ChaCha8", "cryptorand"))
+    if s is None or c is None:
+        continue
+    print(f"| {label} | {t(s)} | {t(c)} | {t(r)} | {s / c:.2f}× |")
+extra = [
+    ("`Uint64` with `ReseedInterval` (a clock check every 4 KiB)", "Uint64/SeededInterval", "Uint64/ChaCha8"),
+    ("ChaCha8 behind a wrapper that counts nothing, through `rand.Source`", "Uint64Source/ChaCha8Wrapped", "Uint64Source/ChaCha8"),
+]
+print()
+print("| also measured | time | ChaCha8, same call | ratio |")
+print("|---|---|---|---|")
+for label, a, b in extra:
+    if a in med and b in med:
+        print(f"| {label} | {t(med[a])} | {t(med[b])} | {med[a] / med[b]:.2f}× |")
