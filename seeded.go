@@ -119,9 +119,9 @@ type Seeded struct {
 //
 // If the first seed cannot be had, NewSeeded does not panic: the
 // generator starts without a key, Stats().LastError says why, and its
-// first call tries again, then fails as a failed reseed does (Read returns
-// the error, Uint64 panics with it). So one generator per worker can be
-// made without a check, and a careful caller checks LastError.
+// first call tries again; if there is still no seed, that call fails as
+// after a failed reseed (Read returns the error, Uint64 panics with it).
+// A careful caller checks LastError after NewSeeded.
 //
 // src is not closed by the generator and must outlive its use.
 func NewSeeded(src *Source, cfg SeededConfig) *Seeded {
