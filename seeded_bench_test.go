@@ -174,3 +174,95 @@ func hideType(s rand.Source) rand.Source { return s }
 type wrappedChaCha8 struct{ c *rand.ChaCha8 }
 
 func (w *wrappedChaCha8) Uint64() uint64 { return w.c.Uint64() }
+
+// interleaveBatch is how many calls BenchmarkSeededInterleaved makes of
+// one generator before it switches to the other.
+const interleaveBatch = 1024
+
+// BenchmarkSeededInterleaved times Seeded and ChaCha8 in alternating
+// batches of 1024 calls within one loop, so that both see the same load:
+// on a shared machine the ratio of the two is steadier than that of two
+// benchmarks run a second apart. It reports seeded-ns/call,
+// chacha8-ns/call and their ratio (ns/op is the time of one pair of
+// batches).
+func BenchmarkSeededInterleaved(b *testing.B) {
+	newSeeded := func(b *testing.B) *Seeded {
+		g := NewSeeded(warmSource(b, 1<<20, false), SeededConfig{})
+		b.Cleanup(func() { g.Close() })
+		return g
+	}
+	b.Run("Uint64", func(b *testing.B) {
+		g, c := newSeeded(b), rand.NewChaCha8([32]byte{1})
+		var ts, tc time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			for range interleaveBatch {
+				sinkSeeded += g.Uint64()
+			}
+			t1 := time.Now()
+			for range interleaveBatch {
+				sinkSeeded += c.Uint64()
+			}
+			ts, tc = ts+t1.Sub(t0), tc+time.Since(t1)
+		}
+		reportInterleaved(b, ts, tc)
+	})
+	b.Run("Uint64Source", func(b *testing.B) {
+		g, c := hideType(newSeeded(b)), hideType(rand.NewChaCha8([32]byte{1}))
+		var ts, tc time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			for range interleaveBatch {
+				sinkSeeded += g.Uint64()
+			}
+			t1 := time.Now()
+			for range interleaveBatch {
+				sinkSeeded += c.Uint64()
+			}
+			ts, tc = ts+t1.Sub(t0), tc+time.Since(t1)
+		}
+		reportInterleaved(b, ts, tc)
+	})
+	for _, op := range serveOps {
+		b.Run("Rand"+op.name, func(b *testing.B) {
+			g, c := rand.New(newSeeded(b)), rand.New(rand.NewChaCha8([32]byte{1}))
+			var ts, tc time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				for range interleaveBatch {
+					op.f(g, nil)
+				}
+				t1 := time.Now()
+				for range interleaveBatch {
+					op.f(c, nil)
+				}
+				ts, tc = ts+t1.Sub(t0), tc+time.Since(t1)
+			}
+			reportInterleaved(b, ts, tc)
+		})
+	}
+	b.Run("Read32B", func(b *testing.B) {
+		g, c := newSeeded(b), rand.NewChaCha8([32]byte{1})
+		p := make([]byte, 32)
+		var ts, tc time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			for range interleaveBatch {
+				g.Read(p)
+			}
+			t1 := time.Now()
+			for range interleaveBatch {
+				c.Read(p)
+			}
+			ts, tc = ts+t1.Sub(t0), tc+time.Since(t1)
+		}
+		reportInterleaved(b, ts, tc)
+	})
+}
+
+func reportInterleaved(b *testing.B, seeded, chacha8 time.Duration) {
+	calls := float64(b.N) * interleaveBatch
+	b.ReportMetric(float64(seeded)/calls, "seeded-ns/call")
+	b.ReportMetric(float64(chacha8)/calls, "chacha8-ns/call")
+	b.ReportMetric(float64(seeded)/float64(chacha8), "seeded/chacha8")
+}
