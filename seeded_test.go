@@ -410,11 +410,11 @@ func TestSeededReseedInterval(t *testing.T) {
 // Issue 16: 10M values through rand.New(g) spend under 1 Mbit of quota.
 func TestSeededTenMillionValuesSpendUnderAMegabit(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{})
-	// BatchSize 4096 (8 KiB at 16 bits): the test measures what the
-	// generator spends, so the Source's own granularity must be small
-	// beside the bound. With today's default batch (100,000 values) the
-	// Source's first request alone is 1.6 Mbit, whatever is read from it.
-	src := NewSource(Config{Token: srv.Token, BaseURL: srv.URL, BatchSize: 4096, Logger: discardLogger()})
+	// A Source as a user makes it, every size at its default: slow start
+	// sizes its first request to the first seed (one 512-byte window) and
+	// doubles from there, so 77 seeds (2,464 bytes) cost a few requests
+	// of a few KiB, far below the bound, not a batch of 1.6 Mbit.
+	src := NewSource(Config{Token: srv.Token, BaseURL: srv.URL, Logger: discardLogger()})
 	defer src.Close()
 	g := NewSeeded(src, SeededConfig{})
 	defer g.Close()
@@ -447,10 +447,20 @@ func TestSeededNoAllocationsPerCall(t *testing.T) {
 		{ReseedBytes: 4096},         // several reseeds within each Read of 1 MiB
 	} {
 		t.Run(fmt.Sprintf("%+v", cfg), func(t *testing.T) {
-			// One batch of 4 MiB, buffered by NewSeeded: the calls below
-			// take less than half of it, so no refill starts (a fetch in
-			// the background would count its allocations).
+			// A Source past its slow start with at least 2 MiB ready and
+			// no refill to come: the calls below take less than 1 MiB of
+			// seeds, and a fetch in the background would count its
+			// allocations (its chunk, the replay check's fingerprints),
+			// which are not a per-call cost.
 			src := seedingSource(t, newStreamUpstream(9), Config{BatchSize: 1 << 19, BufferSize: 8 << 20})
+			_, err := src.Read(make([]byte, 4<<20))
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				src.mu.Lock()
+				defer src.mu.Unlock()
+				src.low = 0
+				return src.buf.n >= 2<<20 && src.inflight == 0 && !src.filling
+			}, time.Minute, time.Millisecond)
 			g := NewSeeded(src, cfg)
 			defer g.Close()
 			r := rand.New(g)
