@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"math/bits"
-
-	"github.com/qrng-go/qrng"
 )
 
 // feed reads a Source for a command that knows how many bytes it still
@@ -13,9 +11,9 @@ import (
 // nothing ahead, and it stops when ctx ends.
 type feed struct {
 	ctx   context.Context
-	src   *qrng.Source
-	left  int64  // bytes the command still expects to need (a hint)
-	store []byte // unread bytes are store[pos:end]; see newFeed
+	src   contextReader // a Source, or an input
+	left  int64         // bytes the command still expects to need (a hint)
+	store []byte        // unread bytes are store[pos:end]; see newFeed
 	pos   int
 	end   int
 	err   error // the read's error, returned once store is used up
@@ -26,7 +24,7 @@ type feed struct {
 // (at least 512 bytes): the Source's first request is then what the
 // command needs, up to a batch, rather than a small one that a slow
 // start doubles past the need.
-func newFeed(ctx context.Context, src *qrng.Source, need, batch int64) *feed {
+func newFeed(ctx context.Context, src contextReader, need, batch int64) *feed {
 	size := max(512, min(need, batch))
 	return &feed{ctx: ctx, src: src, left: need, store: make([]byte, size)}
 }
@@ -60,6 +58,14 @@ func (f *feed) erase() { clear(f.store) }
 
 // uint64 reads 8 bytes, big-endian.
 func (f *feed) uint64() (uint64, error) {
+	if f.end-f.pos >= 8 { // the common case, at once
+		b := f.store[f.pos : f.pos+8]
+		v := binary.BigEndian.Uint64(b)
+		clear(b)
+		f.pos += 8
+		f.left -= 8
+		return v, nil
+	}
 	var b [8]byte
 	defer clear(b[:])
 	for i := range b {
