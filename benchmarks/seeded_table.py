@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Medians and ratios of BenchmarkSeeded, for README.md.
+"""Medians and ratios of BenchmarkSeeded and BenchmarkSeededInterleaved,
+for README.md.
 
 usage: python3 benchmarks/seeded_table.py benchmarks/2026-12-01-seeded.txt
 
@@ -8,6 +9,9 @@ ChaCha8 (and crypto/rand for reads), all from the same file (one run).
 Times are medians of CPU time per call (cpu-ns/op, the thread's own
 time, which waiting for a CPU on a loaded machine does not inflate);
 the last column is the ratio of the medians of wall-clock time (ns/op).
+Then the interleaved benchmark: per call, the medians of Seeded's and
+ChaCha8's time in alternating batches of 1024 calls, and the median,
+smallest and largest of the per-run ratios.
 """
 import re
 import statistics
@@ -65,3 +69,24 @@ print("|---|---|---|---|---|")
 for label, a, b in extra:
     if a in mc and b in mc:
         print(f"| {label} | {t(mc[a])} | {t(mc[b])} | {mc[a] / mc[b]:.2f}× | {mw[a] / mw[b]:.2f}× |")
+
+inter = defaultdict(lambda: defaultdict(list))
+for line in open(sys.argv[1]):
+    m = re.match(r'^BenchmarkSeededInterleaved/(\S+?)(-\d+)?\s+\d+\s', line)
+    if not m:
+        continue
+    for metric in ("seeded-ns/call", "chacha8-ns/call", "seeded/chacha8"):
+        v = re.search(r'([\d.]+) ' + re.escape(metric), line)
+        if v:
+            inter[m.group(1)][metric].append(float(v.group(1)))
+if inter:
+    print()
+    print("| call, interleaved | Seeded | ChaCha8 | Seeded / ChaCha8, median of runs | range over runs |")
+    print("|---|---|---|---|---|")
+    for label, k in rows:
+        d = inter.get(k)
+        if not d or not d["seeded/chacha8"]:
+            continue
+        r = d["seeded/chacha8"]
+        print(f"| {label} | {t(statistics.median(d['seeded-ns/call']))} | {t(statistics.median(d['chacha8-ns/call']))} | "
+              f"{statistics.median(r):.2f}× | {min(r):.2f}× to {max(r):.2f}× |")
