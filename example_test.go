@@ -176,7 +176,7 @@ func ExampleClient_RandomNumbers() {
 func ExampleNewSeeded() {
 	srv := qrngtest.NewServer(qrngtest.Options{Seed: 6})
 	defer srv.Close()
-	src := qrng.NewSource(qrng.Config{Token: srv.Token, BaseURL: srv.URL})
+	src := qrng.NewSource(qrng.Config{Token: srv.Token, BaseURL: srv.URL, OnDemand: true}) // seeds are few
 	defer src.Close()
 
 	const workers, points = 4, 2_000_000 // points per worker

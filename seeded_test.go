@@ -516,3 +516,37 @@ func TestSeededSourceClosedUnderIt(t *testing.T) {
 	assert.Equal(t, 64, n, "the current key serves its budget")
 	assert.True(t, errors.Is(err, ErrClosed), "got %v", err)
 }
+
+// Issue 16, "done when": the README's Monte Carlo of 100M points (1.6 GB
+// of output) from four workers takes 4 x 382 seeds; with OnDemand, as the
+// README's example sets, the Source fetches them in the slow start's
+// doubling requests, at most twice the seeds and a window. The seeds are
+// drawn here with ReseedBytes 8 (382 Uint64 calls per worker), not with
+// 400 MB of output each: what the Source fetches depends only on the
+// seeds read.
+func TestSeededHundredMillionPointsOnDemand(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{})
+	src := NewSource(Config{Token: srv.Token, BaseURL: srv.URL, OnDemand: true, Logger: discardLogger()})
+	defer src.Close()
+	const workers = 4
+	perWorker := (25_000_000*16 + DefaultReseedBytes - 1) / DefaultReseedBytes // 25M points of two Float64s
+	require.Equal(t, 382, perWorker)
+	var wg sync.WaitGroup
+	var seeds atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			g := NewSeeded(src, SeededConfig{ReseedBytes: 8})
+			defer g.Close()
+			for range perWorker {
+				g.Uint64()
+			}
+			seeds.Add(g.Stats().QuantumReseeds)
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, workers*perWorker, seeds.Load())
+	seedBits := int64(256 * workers * perWorker) // 391,168
+	bits := srv.Counters().BitsServed
+	assert.LessOrEqual(t, bits, 2*seedBits+4096, "more than twice the seeds and a window")
+	assert.EqualValues(t, 8*(512<<7-512), bits, "requests of 512, 1,024, ... 32,768 bytes, as the README says")
+}
