@@ -64,6 +64,11 @@ type input struct {
 	unwatch    func() bool // stops closing the Source when the run is interrupted
 }
 
+// seededStreamBatch is the largest request of a -seeded stream (bytes
+// without -n), in bytes: 2,048 seeds, 2 GiB of output at the default
+// -reseed, and the most a stream can leave unused at its end.
+const seededStreamBatch = 64 << 10
+
 // seededPiece is the size of the reads from a Seeded: it fetches nothing
 // per read, so the size only bounds the buffers.
 const seededPiece = 32 << 10
@@ -87,7 +92,10 @@ func (e *env) openInput(f *fetchFlags, need int64) (*input, error) {
 		in.src, in.b = src, b
 		return in, nil
 	}
-	batch := 0
+	// On demand, as any -n run: seeds are few, and a Source that
+	// prefetched would hold far more than the run takes. A stream's
+	// requests grow to seededStreamBatch.
+	batch := batchFor(seededStreamBatch, f.bits)
 	if need > 0 {
 		keys := (min(need, maxNeed) + f.seeded.every - 1) / f.seeded.every
 		batch = batchFor(32*keys, f.bits)

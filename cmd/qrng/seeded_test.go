@@ -333,3 +333,20 @@ func TestSeededFromAPool(t *testing.T) {
 		"qrng: 3 reseeds of 32 bytes, 3 quantum (from the pool) and 0 from crypto/rand, for 3000 bytes of ChaCha8 output",
 	}, stderrLines(r.stderr))
 }
+
+// A -seeded stream (bytes without -n) fetches its seeds on demand too:
+// 10 MiB of output take 10 or 11 seeds, one request of 512 bytes, where a
+// Source that prefetched would fetch ahead.
+func TestSeededStreamFetchesOnDemand(t *testing.T) {
+	srv := qrngtest.NewServer(qrngtest.Options{})
+	defer srv.Close()
+	envv := map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL}
+	w := &countingWriter{limit: 10 << 20} // then fails as a closed pipe
+	var errb bytes.Buffer
+	code := run(context.Background(), []string{"bytes", "-seeded", "-v"}, w, &errb, func(k string) string { return envv[k] })
+	require.Equal(t, 0, code, errb.String())
+	assert.Equal(t, 10<<20, w.n)
+	assert.EqualValues(t, 4096, srv.Counters().BitsServed, "one request of 512 bytes: 16 seeds")
+	assert.Regexp(t, `\nqrng: fetched 4096 bits \(512 bytes\) from the service; served 3[25]2 bytes\n`+
+		`qrng: 1[01] reseeds of 32 bytes, 1[01] quantum \(from the service\) and 0 from crypto/rand, for \d+ bytes of ChaCha8 output\n$`, errb.String())
+}
