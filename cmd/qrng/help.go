@@ -172,10 +172,10 @@ is fetched; a flag's default is shown in the command's help, and no value
 (0, "") silently stands for another. Commands given -n fetch on demand,
 nothing ahead, and wait up to 2 minutes for the service.
 
-sizes (bytes -n, -reseed) are digits, then optionally spaces and a unit, in any
-case: none or B = 1; K or KiB = 1024, M or MiB, G or GiB, T or TiB are
-powers of 1024; KB = 1000, MB, GB, TB are powers of 1000 (qrng's rule,
-not coreutils': b is one byte, not 512).
+sizes (bytes -n, -reseed) are digits, then optionally spaces and a
+unit, in any case: none or B = 1; K or KiB = 1024, M or MiB, G or GiB, T
+or TiB are powers of 1024; KB = 1000, MB, GB, TB are powers of 1000
+(qrng's rule, not coreutils': b is one byte, not 512).
 
 a closed pipe on stdout (qrng ints -n 1000000 | head -3) ends any command
 with status 0, as it ends a stream.

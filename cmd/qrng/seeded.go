@@ -59,7 +59,8 @@ type input struct {
 
 	// batchBytes is the most a read should ask for at first: a bounded
 	// run's batch, so that the Source's first request is what the run
-	// needs; 0 for a stream (the library's defaults).
+	// needs; 0 for a stream of the Source's bytes (the library's
+	// defaults); seededPiece with -seeded.
 	batchBytes int64
 	unwatch    func() bool // stops closing the Source when the run is interrupted
 }
@@ -109,8 +110,8 @@ func (e *env) openInput(f *fetchFlags, need int64) (*input, error) {
 	// takes none): an interrupt closes the Source, which ends the wait
 	// with ErrClosed, reported as the interruption it is.
 	in.unwatch = context.AfterFunc(e.ctx, func() { src.Close() })
-	in.g = qrng.NewSeeded(src, qrng.SeededConfig{ReseedBytes: f.seeded.every})
 	fmt.Fprintf(e.stderr, "qrng: %s, reseeded every %s\n", seededWhat(b), sizeText(f.seeded.every, f.seeded.binary))
+	in.g = qrng.NewSeeded(src, qrng.SeededConfig{ReseedBytes: f.seeded.every}) // reads the first seed
 	return in, nil
 }
 
