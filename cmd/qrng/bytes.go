@@ -61,15 +61,11 @@ func (c *bytesCmd) run(e *env) error {
 		return err
 	}
 	defer out.discard()
-	batch := 0 // stream: prefetch with the library's defaults
-	if c.total > 0 {
-		batch = batchFor(c.total, c.bits)
-	}
-	src, b, err := e.open(&c.fetchFlags, batch)
+	src, err := e.openInput(&c.fetchFlags, c.total) // c.total -1: a stream
 	if err != nil {
 		return err
 	}
-	defer e.finish(src, b, &c.fetchFlags)
+	defer src.finish()
 
 	enc, closeEnc := encoder(c.format, out)
 	prog := c.progress(e)
@@ -81,7 +77,7 @@ func (c *bytesCmd) run(e *env) error {
 	// 32 KiB at a time from a prefetching Source.
 	piece, step := 32<<10, 32<<10
 	if c.total > 0 {
-		piece = int(max(int64(piece), min(c.total, needBytes(batch, c.bits))))
+		piece = int(max(int64(piece), min(c.total, src.batchBytes)))
 		step = min(piece, firstRead)
 	}
 	buf := make([]byte, piece)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"math/bits"
-
-	"github.com/qrng-go/qrng"
 )
 
 // feed reads a Source for a command that knows how many bytes it still
@@ -13,10 +11,10 @@ import (
 // nothing ahead, and it stops when ctx ends.
 type feed struct {
 	ctx   context.Context
-	src   *qrng.Source
-	left  int64  // bytes the command still expects to need (a hint)
-	store []byte // unread bytes are store[pos:end]; see newFeed
-	step  int    // the next read's size: doubles up to len(store)
+	src   contextReader // a Source, or an input
+	left  int64         // bytes the command still expects to need (a hint)
+	store []byte        // unread bytes are store[pos:end]; see newFeed
+	step  int           // the next read's size: doubles up to len(store)
 	pos   int
 	end   int
 	err   error // the read's error, returned once store is used up
@@ -32,7 +30,7 @@ const firstRead = 4096
 // each read's bytes, in whole windows, so the command spends what it
 // needs, and a command stopped early (a closed pipe, a signal) has spent
 // at most about what it wrote, or 4 KiB.
-func newFeed(ctx context.Context, src *qrng.Source, need, batch int64) *feed {
+func newFeed(ctx context.Context, src contextReader, need, batch int64) *feed {
 	size := max(512, min(need, batch))
 	return &feed{ctx: ctx, src: src, left: need, store: make([]byte, size), step: int(min(size, firstRead))}
 }
@@ -67,6 +65,14 @@ func (f *feed) erase() { clear(f.store) }
 
 // uint64 reads 8 bytes, big-endian.
 func (f *feed) uint64() (uint64, error) {
+	if f.end-f.pos >= 8 { // the common case, at once
+		b := f.store[f.pos : f.pos+8]
+		v := binary.BigEndian.Uint64(b)
+		clear(b)
+		f.pos += 8
+		f.left -= 8
+		return v, nil
+	}
 	var b [8]byte
 	defer clear(b[:])
 	for i := range b {

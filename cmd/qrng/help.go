@@ -26,7 +26,9 @@ nothing.
 A progress bar is drawn on stderr for 1 MB or more when stderr is a
 terminal and stdout is not that same terminal, in the units -n used
 (MiB for K/M/G/KiB units, MB otherwise), with the rate so far and the
-time left at that rate.`,
+time left at that rate.
+
+` + seededRules,
 		func() command { return new(bytesCmd) }},
 	{"ints", "integers: -n COUNT values of -bits, or uniform in [0, -max)",
 		`Prints -n COUNT integers, one per line: the service's -bits wide values
@@ -34,13 +36,13 @@ exactly as sent, or with -max N, integers uniform in [0, N) without modulo
 bias (about 64 bits fetched per integer). COUNT and N are at least 1;
 without -max the values are raw.
 
-` + outputRules,
+` + outputRules + "\n\n" + seededRules,
 		func() command { return new(intsCmd) }},
 	{"floats", "floats uniform in [0, 1): -n COUNT",
 		`Prints -n COUNT floats uniform in [0, 1), one per line, each from 53
 random bits (64 fetched). COUNT is at least 1.
 
-` + outputRules,
+` + outputRules + "\n\n" + seededRules,
 		func() command { return new(floatsCmd) }},
 	{"usage", "bits your account used: -from DATE -to DATE",
 		`Asks the service how many bits your account used from -from to -to
@@ -170,10 +172,10 @@ is fetched; a flag's default is shown in the command's help, and no value
 (0, "") silently stands for another. Commands given -n fetch on demand,
 nothing ahead, and wait up to 2 minutes for the service.
 
-sizes (bytes -n) are digits, then optionally spaces and a unit, in any
-case: none or B = 1; K or KiB = 1024, M or MiB, G or GiB, T or TiB are
-powers of 1024; KB = 1000, MB, GB, TB are powers of 1000 (qrng's rule,
-not coreutils': b is one byte, not 512).
+sizes (bytes -n, -reseed) are digits, then optionally spaces and a
+unit, in any case: none or B = 1; K or KiB = 1024, M or MiB, G or GiB, T
+or TiB are powers of 1024; KB = 1000, MB, GB, TB are powers of 1000
+(qrng's rule, not coreutils': b is one byte, not 512).
 
 a closed pipe on stdout (qrng ints -n 1000000 | head -3) ends any command
 with status 0, as it ends a stream.

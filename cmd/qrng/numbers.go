@@ -82,13 +82,12 @@ func (e *env) numbers(f *fetchFlags, n int, need int64, next func(*feed, []byte)
 		return err
 	}
 	defer out.discard()
-	batch := batchFor(need, f.bits)
-	src, b, err := e.open(f, batch)
+	src, err := e.openInput(f, need)
 	if err != nil {
 		return err
 	}
-	defer e.finish(src, b, f)
-	fd := newFeed(e.ctx, src, need, needBytes(batch, f.bits))
+	defer src.finish()
+	fd := newFeed(e.ctx, src, need, src.batchBytes)
 	defer fd.erase()
 	var line []byte
 	defer func() { clear(line) }()

@@ -22,6 +22,7 @@ type fetchFlags struct {
 	pool     redisFlags
 	out      string // -o FILE, or "" for stdout
 	verbose  bool   // -v: say what was fetched and served
+	seeded   seededFlags
 
 	policy   qrng.FallbackPolicy // from fallback, set by check
 	keyGiven bool                // -key was on the command line
@@ -34,6 +35,7 @@ func (f *fetchFlags) define(fs *flag.FlagSet) {
 	fs.IntVar(&f.bits, "bits", qrng.DefaultBits, "width in bits of each value fetched, 1..64")
 	fs.StringVar(&f.out, "o", "", "write to `FILE` instead of stdout, whole or not at all")
 	fs.BoolVar(&f.verbose, "v", false, "at the end, say on stderr how many bits were fetched and bytes served")
+	f.seeded.define(fs)
 }
 
 func (f *fetchFlags) check(given map[string]bool) error {
@@ -61,7 +63,7 @@ func (f *fetchFlags) check(given map[string]bool) error {
 	default:
 		return usagef("-fallback %q: want never, quota or error", f.fallback)
 	}
-	return nil
+	return f.seeded.check(given)
 }
 
 // backend is where numbers come from: the service, the emulator, or a
