@@ -237,7 +237,7 @@ func NewSource(cfg Config) *Source {
 	s.capacity = max(cmp(cfg.BufferSize, 4*s.batchBytes), s.batchBytes)
 	s.target = s.batchBytes
 	s.low = s.target / 2
-	s.health = newHealthState(s.batchBytes)
+	s.health = newHealthState(s.batchBytes, s.bits)
 	if cfg.Upstream != nil {
 		s.up = cfg.Upstream
 	} else {

@@ -1,95 +1,300 @@
 package health
 
 import (
-	"crypto/rand"
+	crand "crypto/rand"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"testing"
 
+	"github.com/qrng-go/qrng/internal/bitpack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// The cutoffs of SP 800-90B's tables for alpha = 2^-20 and W = 512 and of
-// its formulas for alpha = 2^-40.
-func TestCutoffs(t *testing.T) {
-	for _, c := range []struct {
-		h        float64
-		rct, apt int
-	}{{1, 21, 311}, {2, 11, 177}, {4, 6, 62}, {8, 4, 13}} {
-		assert.Equal(t, c.rct, RCTCutoff(20, c.h), "RCT h=%v", c.h)
-		assert.Equal(t, c.apt, APTCutoff(512, 20, c.h), "APT h=%v", c.h)
-	}
-	assert.Equal(t, 7, RCTCutoff(40, 7))
-	assert.Equal(t, 41, RCTCutoff(40, 1))
-	tester := New(40, 7)
-	assert.Equal(t, 7, tester.RCT)
-	// The cutoff is where the binomial tail drops to 2^-40.
-	apt := tester.APT
-	assert.Less(t, tail(512, apt-1, 1.0/128), 1.0/(1<<40)*2, "tail at the cutoff is about 2^-40 or less")
-	assert.Greater(t, tail(512, apt-2, 1.0/128), 1.0/(1<<40), "one below the cutoff the tail is above 2^-40")
-}
+func random(n int) []byte { b := make([]byte, n); crand.Read(b); return b }
 
-func tail(n, k int, p float64) float64 {
-	s := 0.0
+// smallest is the smallest batch a Source makes at this width: 4096
+// values over the width's largest power-of-two factor, 512 bytes or more.
+func smallest(bits int) int { return 4096 / (bits & -bits) * bits / 8 }
+
+// exactTailLog2 is log2 P[Binomial(n, p) >= k], summed term by term from
+// k until the terms no longer matter: the reference the cutoffs' bound is
+// checked against.
+func exactTailLog2(n, k int, p float64) float64 {
+	if k > n {
+		return math.Inf(-1)
+	}
+	top := binomLog2PMF(n, k, p)
+	sum := 0.0
 	for i := k; i <= n; i++ {
-		s += binomPMF(n, i, p)
+		d := binomLog2PMF(n, i, p) - top
+		sum += math.Exp2(d)
+		if d < -60 && i > k+10 {
+			break
+		}
 	}
-	return s
+	return top + math.Log2(sum)
 }
 
-func TestCheck(t *testing.T) {
-	tester := New(40, 7)
-	good := make([]byte, 1<<20)
-	rand.Read(good)
-	require.NoError(t, tester.Check(good), "uniform bytes pass")
-
-	zeros := make([]byte, 4096)
-	assert.ErrorContains(t, tester.Check(zeros), "repetition count test: byte 0x00 repeated 7 times at offset 0")
-
-	run := append([]byte{}, good[:4096]...)
-	for i := 100; i < 100+tester.RCT; i++ {
-		run[i] = 0xab
+// Each cutoff keeps its check's false alarms at or below 2^-44 per batch,
+// by the exact distribution, and is not much stricter than it must be:
+// one below it, the exact probability is above 2^-48.
+func TestCutoffsMeetTheirBudget(t *testing.T) {
+	const a = CheckAlphaLog2
+	for bits := 1; bits <= 64; bits++ {
+		for _, n := range []int{smallest(bits), 200_000, 1_000_000 * bits / 8} {
+			c := derive(n, bits)
+			name := fmt.Sprintf("%d bits, %d bytes", bits, n)
+			run := func(places int, h float64, cut int) (float64, float64) {
+				f := func(c int) float64 { return math.Log2(float64(max(places-c+1, 1))) - h*float64(c-1) }
+				return f(cut), f(cut - 1)
+			}
+			at, below := run(n, 8, c.ByteRun)
+			assert.LessOrEqual(t, at, -float64(a), "%s: byte runs", name)
+			assert.Greater(t, below, -float64(a), "%s: byte runs, one below", name)
+			if bits != 8 {
+				at, below = run(c.Values, float64(bits), c.ValueRun)
+				assert.LessOrEqual(t, at, -float64(a), "%s: value runs", name)
+				assert.Greater(t, below, -float64(a), "%s: value runs, one below", name)
+			}
+			count := func(what string, places float64, trials int, p float64, cut int) {
+				t.Helper()
+				at := math.Log2(places) + exactTailLog2(trials, cut, p)
+				assert.LessOrEqual(t, at, -float64(a), "%s: %s at its cutoff %d", name, what, cut)
+				if cut-1 > int(float64(trials)*p) {
+					assert.Greater(t, math.Log2(places)+exactTailLog2(trials, cut-1, p), -float64(a+4), "%s: %s one below", name, what)
+				}
+			}
+			count("byte APT", math.Ceil(float64(n)/Window), Window-1, 1.0/256, c.ByteAPT-1)
+			if c.ValueAPT > 0 {
+				count("value APT", math.Ceil(float64(c.Values)/float64(c.ValueWindow)), c.ValueWindow-1, math.Exp2(-float64(bits)), c.ValueAPT-1)
+			}
+			count("lanes", 256*float64(c.Lanes), c.LaneSamples, 1.0/256, c.LaneMax)
+			count("bits", 2*float64(bits), c.BitSamples, 0.5, c.BitMax)
+			assert.Equal(t, c.LaneSamples*c.Lanes*8/bits, c.BitSamples)
+		}
 	}
-	run[99], run[100+tester.RCT] = 0, 1
-	assert.ErrorContains(t, tester.Check(run), "repeated 7 times at offset 100")
-
-	alternating := make([]byte, 4096)
-	for i := range alternating {
-		alternating[i] = byte(0x55 + 0x33*(i%2))
-	}
-	assert.ErrorContains(t, tester.Check(alternating), "adaptive proportion test: byte 0x55 occurs 256 times")
-
-	shortRun := append([]byte{}, good[:4096]...)
-	for i := 200; i < 200+tester.RCT-1; i++ {
-		shortRun[i] = 7
-	}
-	shortRun[199], shortRun[200+tester.RCT-1] = 8, 9
-	assert.NoError(t, tester.Check(shortRun), "a run one below the cutoff passes")
 }
 
-// A tail shorter than a window is tested too, in the last full window:
-// the first release never looked at bytes past the last whole window.
+// The cutoffs the README quotes, for the smallest and the default batch
+// at the default width (16 bits).
+func TestDocumentedCutoffs(t *testing.T) {
+	small, def := ForBits(16).Cutoffs(512), ForBits(16).Cutoffs(200_000)
+	assert.Equal(t, [2]int{8, 9}, [2]int{small.ByteRun, def.ByteRun}, "equal bytes in a row")
+	assert.Equal(t, [2]int{5, 5}, [2]int{small.ValueRun, def.ValueRun}, "equal values in a row")
+	assert.Equal(t, [2]int{21, 24}, [2]int{small.ByteAPT, def.ByteAPT}, "a byte in a 512-byte window")
+	assert.Equal(t, [2]int{6, 8}, [2]int{small.ValueAPT, def.ValueAPT}, "a value in a 512-value window (the whole batch of 256 at the smallest)")
+	assert.Equal(t, [2]int{18, 564}, [2]int{small.LaneMax, def.LaneMax}, "a byte value in a lane")
+	assert.Equal(t, [2]int{191, 51246}, [2]int{small.BitMax, def.BitMax}, "ones at a bit position")
+}
+
+// Genuine data passes, many times over, at every width and at the
+// smallest, a middling and an odd batch size; and at the largest batch
+// for a few widths.
+func TestGenuineBatchesPass(t *testing.T) {
+	rounds := 40
+	if testing.Short() || raceEnabled {
+		rounds = 4
+	}
+	for bits := 1; bits <= 64; bits++ {
+		tr := ForBits(bits)
+		for _, n := range []int{smallest(bits), 4 * smallest(bits), 24_001} {
+			for range rounds {
+				b := random(n)
+				require.NoError(t, tr.Check(b), "%d bits, %d bytes", bits, n)
+			}
+		}
+	}
+	largest := []int{1, 12, 16, 63, 64}
+	if raceEnabled {
+		largest = []int{12}
+	}
+	for _, bits := range largest {
+		b := random(1_000_000 * bits / 8)
+		require.NoError(t, ForBits(bits).Check(b), "%d bits, 1,000,000 values", bits)
+	}
+}
+
+// Each failure mode, at the smallest and the default batch, at several
+// widths: the batch fails, and the error names the test.
+func TestFailureModes(t *testing.T) {
+	type mode struct {
+		name, test string
+		spoil      func(b []byte, bits int, r *rand.Rand)
+		applies    func(bits int) bool
+	}
+	all := func(int) bool { return true }
+	modes := []mode{
+		{"all zero", "repetition count test", func(b []byte, _ int, _ *rand.Rand) { clear(b) }, all},
+		{"a run of equal bytes", "repetition count test", func(b []byte, _ int, _ *rand.Rand) {
+			for i := range 12 {
+				b[100+i] = 0x5a
+			}
+		}, all},
+		{"a run of equal values", "repetition count test", func(b []byte, bits int, r *rand.Rand) {
+			v := r.Uint64N(1<<(bits-1)) | 1<<(bits-1)
+			mapValues(b, bits, func(i int, old uint64) uint64 {
+				if i >= 10 && i < 10+64*8/bits { // 64 bytes of the same value: past every value cutoff here
+					return v
+				}
+				return old
+			})
+		}, func(bits int) bool { return bits != 8 && bits <= 56 }},
+		{"one byte value in every lane, a third of the time", "", func(b []byte, _ int, r *rand.Rand) {
+			for i := range b {
+				if r.IntN(3) == 0 {
+					b[i] = 0xc3
+				}
+			}
+		}, all},
+		{"the low byte of 16-bit values always 0", "", func(b []byte, _ int, _ *rand.Rand) {
+			for i := 1; i < len(b); i += 2 {
+				b[i] = 0
+			}
+		}, func(bits int) bool { return bits == 16 }},
+		{"the last lane half 0x42", "", func(b []byte, bits int, r *rand.Rand) {
+			lanes := bits / gcd(bits, 8)
+			for i := lanes - 1; i < len(b); i += lanes {
+				if r.IntN(2) == 0 {
+					b[i] = 0x42
+				}
+			}
+		}, func(bits int) bool { return bits/gcd(bits, 8) > 1 }},
+
+		{"bit 3 always 1", "", func(b []byte, bits int, _ *rand.Rand) {
+			mapValues(b, bits, func(_ int, v uint64) uint64 { return v | 8 })
+		}, func(bits int) bool { return bits > 3 }},
+		{"the top bit always 0", "", func(b []byte, bits int, _ *rand.Rand) {
+			mapValues(b, bits, func(_ int, v uint64) uint64 { return v &^ (1 << (bits - 1)) })
+		}, func(bits int) bool { return bits > 1 }},
+		{"a value repeated in a window", "adaptive proportion test", func(b []byte, bits int, r *rand.Rand) {
+			v := r.Uint64N(1<<(bits-1)) | 1
+			mapValues(b, bits, func(i int, old uint64) uint64 {
+				if i < 512 && i%16 == 0 {
+					return v
+				}
+				return old
+			})
+		}, func(bits int) bool { return bits >= 10 && bits <= 56 }},
+	}
+	for _, bits := range []int{1, 7, 8, 12, 16, 24, 63, 64} {
+		sizes := []int{smallest(bits), 100_000 * bits / 8}
+		if raceEnabled && bits != 12 && bits != 16 { // the race detector slows these loops a hundredfold
+			sizes = sizes[:1]
+		}
+		for _, n := range sizes {
+			tr := ForBits(bits)
+			for _, m := range modes {
+				if !m.applies(bits) {
+					continue
+				}
+				r := rand.New(rand.NewPCG(uint64(bits), uint64(n)))
+				b := random(n)
+				require.NoError(t, tr.Check(b))
+				m.spoil(b, bits, r)
+				err := tr.Check(b)
+				if assert.Error(t, err, "%d bits, %d bytes: %s", bits, n, m.name) && m.test != "" && len(b) >= 100_000 {
+					assert.Contains(t, err.Error(), m.test, "%d bits, %d bytes: %s", bits, n, m.name)
+				}
+			}
+		}
+	}
+}
+
+// A byte value over-represented in one lane only, too mildly for the
+// proportion tests (a lane is at most half of a window), is found by the
+// lane counts, at every width with more than one lane, at the default
+// batch: 0x42 in one of 16 bytes of the last lane instead of one in 256.
+func TestLaneBiasFoundByTheLaneCounts(t *testing.T) {
+	for bits := 1; bits <= 64; bits++ {
+		if raceEnabled && bits%5 != 1 { // the race detector slows these loops a hundredfold
+			continue
+		}
+		n := 100_000 * bits / 8
+		c := ForBits(bits).Cutoffs(n)
+		b := random(n)
+		require.NoError(t, checkLanes(b, c))
+		r := rand.New(rand.NewPCG(uint64(bits), 1))
+		for i := c.Lanes - 1; i < len(b); i += c.Lanes {
+			if r.IntN(16) == 0 {
+				b[i] = 0x42
+			}
+		}
+		err := checkLanes(b, c)
+		require.Error(t, err, "%d bits", bits)
+		assert.Contains(t, err.Error(), fmt.Sprintf("byte lanes: byte 0x42 occurs"), "%d bits", bits)
+		assert.Contains(t, err.Error(), fmt.Sprintf("of lane %d of %d", c.Lanes-1, c.Lanes), "%d bits", bits)
+	}
+}
+
+// A stuck bit position is found at each of the bits positions, at the
+// smallest batch, stuck at 0 and at 1, and the error names it.
+func TestEveryStuckBitPositionFound(t *testing.T) {
+	for _, bits := range []int{2, 7, 12, 16, 33, 64} {
+		n := smallest(bits)
+		for pos := range bits {
+			for _, one := range []bool{false, true} {
+				b := random(n)
+				mask := uint64(1) << (bits - 1 - pos) // pos 0: the most significant bit
+				mapValues(b, bits, func(_ int, v uint64) uint64 {
+					if one {
+						return v | mask
+					}
+					return v &^ mask
+				})
+				err := ForBits(bits).Check(b)
+				require.Error(t, err, "%d bits, bit %d stuck at %v", bits, pos, one)
+				if bits >= 7 { // narrower values fail other tests first
+					assert.Contains(t, err.Error(), fmt.Sprintf("bit positions: bit %d of %d", pos, bits))
+				}
+			}
+		}
+	}
+}
+
+// Every byte is in a tested window, a tail shorter than a window too: a
+// byte over-represented only in the tail fails the proportion test.
 func TestTailAfterLastWindowIsTested(t *testing.T) {
-	tr := New(40, 7)
-	b := make([]byte, Window+300)
-	for i := range b {
-		b[i] = byte(i*7 + i/256) // every value about equally often, no runs
-	}
-	require.NoError(t, tr.Check(b))
+	b := random(Window + 300)
 	tail := b[Window:]
 	for i := 0; i < len(tail); i += 2 {
 		tail[i] = 0xAA // 150 times in the tail, never twice in a row
 	}
 	b[len(b)-Window] = 0xAA // the last window starts with the biased value
-	err := tr.Check(b)
+	err := Default().Check(b)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "adaptive proportion test")
-	assert.Contains(t, err.Error(), fmt.Sprintf("offset %d", len(b)-Window))
+	assert.Contains(t, err.Error(), "adaptive proportion test: byte 0xaa occurs")
+	assert.Contains(t, err.Error(), fmt.Sprintf("in the 512 bytes at offset %d", len(b)-Window))
 }
 
-func TestDefaultIsTheDocumentedAssumption(t *testing.T) {
-	d := Default()
-	assert.Equal(t, New(40, 7), d)
-	assert.Equal(t, 7, d.RCT, "a run of 7 equal bytes fails")
-	assert.Equal(t, 26, d.APT, "a byte seen 26 times in a 512-byte window fails")
+// The zero Tester tests bytes, as Default does.
+func TestZeroTesterIsBytes(t *testing.T) {
+	var z Tester
+	assert.Equal(t, 8, z.Bits())
+	assert.Equal(t, Default().Cutoffs(4096), z.Cutoffs(4096))
+	assert.Error(t, z.Check(make([]byte, 4096)))
+	assert.Panics(t, func() { ForBits(0) })
+	assert.Panics(t, func() { ForBits(65) })
+}
+
+// values and pack turn b into its bits-wide values and back (package
+// bitpack, not the code under test).
+func values(b []byte, bits int) []uint64 { return bitpack.Unpack(b, bits, 8*len(b)/bits) }
+
+func pack(b []byte, bits int, vs []uint64) {
+	p := bitpack.New(bits, make([]byte, 0, len(b)))
+	for _, v := range vs {
+		p.Add(v)
+	}
+	copy(b, p.Bytes())
+}
+
+// mapValues applies f to every value of b.
+func mapValues(b []byte, bits int, f func(i int, v uint64) uint64) {
+	vs := values(b, bits)
+	for i, v := range vs {
+		vs[i] = f(i, v)
+	}
+	pack(b, bits, vs)
 }
