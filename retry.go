@@ -48,7 +48,7 @@ func (c *Client) call(ctx context.Context, path string, body []byte, auth bool, 
 			}
 		}
 		answered, err := c.attempt(ctx, path, body, access, handle)
-		err = c.sec.scrub(err)
+		err = c.sec.safe(err)
 		if hooks.after != nil {
 			hooks.after(err, answered)
 		}
