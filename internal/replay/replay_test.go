@@ -320,3 +320,39 @@ func TestAnchorBoundIsFarAboveRandomCounts(t *testing.T) {
 		assert.Less(t, 4*count, anchorBound(p.n, p.w), "n=%d: %d anchors", n, count)
 	}
 }
+
+// Deleting the oldest batch's anchors keeps every other anchor findable,
+// however the runs of the table wrap around its end: checked against a
+// plain map, with a table kept small so that runs are long.
+func TestTableDeletionKeepsEveryOtherAnchor(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	tb := newTable(3)
+	want := map[Fingerprint]int{} // fingerprint -> the batch that added it
+	for g := range 500 {
+		fps := make([]Fingerprint, 1+r.IntN(40))
+		for i := range fps {
+			// Homes within 8 slots of the table's start or end (its size
+			// is a power of two of at least 64): long runs that wrap.
+			home := uint64(r.IntN(8))
+			if r.IntN(2) == 0 {
+				home = ^home
+			}
+			fps[i] = Fingerprint{r.Uint64()&^0xff | home&0xff, r.Uint64()}
+		}
+		if tb.add(fps) >= 0 {
+			continue
+		}
+		for _, fp := range fps {
+			want[fp] = g
+		}
+		for fp, at := range want {
+			if at <= g-3 {
+				delete(want, fp)
+			}
+		}
+		require.Equal(t, len(want), tb.len(), "batch %d", g)
+		for fp := range want {
+			require.Equal(t, 0, tb.add([]Fingerprint{fp}), "batch %d: a remembered anchor is found", g)
+		}
+	}
+}

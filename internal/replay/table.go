@@ -1,117 +1,109 @@
 package replay
 
-// table is a set of fingerprints, each tagged with the generation (the
-// batch) that added it, in one open-addressing hash table with linear
-// probing: a fingerprint is in the set while its generation is one of the
-// last memory. Forgetting a generation costs nothing: its slots become
-// dead, and are reused by later insertions or dropped when the table is
-// rebuilt (whenever it is half full, live or dead). The fingerprints are
+// table is the set of the anchors of the last memory batches: one
+// open-addressing hash table with linear probing over them all, and, for
+// each batch, the list of its anchors, so that the oldest batch's can be
+// deleted when a new one comes. Deletion shifts the entries after a
+// deleted one back (Knuth's Algorithm R), so no tombstones build up and
+// the table never needs rebuilding: each batch costs one insertion and
+// at most one deletion per anchor, and nothing more. The fingerprints are
 // random already, so their first word is the hash.
 type table struct {
 	keys   []Fingerprint
-	gens   []uint32 // 0: empty; dead: undone; else the generation that added it
-	used   int      // slots not empty
-	gen    uint32   // the newest generation added; live ones are gen-memory+1..gen
-	memory uint32
+	full   []bool
+	live   int
+	batch  [][]Fingerprint // each remembered batch's anchors, oldest first
+	memory int
 }
 
-const dead = 1 // the generation of an insertion taken back; real ones start at 2
-
 func newTable(memory int) *table {
-	t := &table{memory: uint32(memory), gen: dead}
-	t.resize(1024)
+	t := &table{memory: memory}
+	t.resize(64)
 	return t
 }
 
-func (t *table) live(g uint32) bool { return g > dead && g+t.memory > t.gen }
+func (t *table) mask() uint64 { return uint64(len(t.keys) - 1) }
 
+// resize rehashes every entry into a table of size slots (a power of two).
 func (t *table) resize(size int) {
-	keys, gens := t.keys, t.gens
-	t.keys, t.gens, t.used = make([]Fingerprint, size), make([]uint32, size), 0
-	mask := uint64(size - 1)
-	for i, g := range gens {
-		if !t.live(g) {
-			continue
+	keys, full := t.keys, t.full
+	t.keys, t.full = make([]Fingerprint, size), make([]bool, size)
+	for i, f := range full {
+		if f {
+			t.put(keys[i])
 		}
-		j := keys[i][0] & mask
-		for t.gens[j] != 0 {
-			j = (j + 1) & mask
-		}
-		t.keys[j], t.gens[j] = keys[i], g
-		t.used++
 	}
 }
 
-// add inserts every fingerprint of fps into a new generation, unless one
-// of them is live already (or repeats an earlier one of fps): then it
-// takes the insertions back and returns that one's index. It returns -1
-// on success.
+// put inserts fp, known to be absent, and returns its slot.
+func (t *table) put(fp Fingerprint) uint64 {
+	j := fp[0] & t.mask()
+	for t.full[j] {
+		j = (j + 1) & t.mask()
+	}
+	t.keys[j], t.full[j] = fp, true
+	return j
+}
+
+// add remembers fps as the newest batch, unless one of them is remembered
+// already (or repeats an earlier one of fps): then it takes its insertions
+// back and returns that one's index. It returns -1 on success. It keeps
+// a copy of fps.
 func (t *table) add(fps []Fingerprint) int {
-	if 2*(t.used+len(fps)) > len(t.keys) {
-		live := 0
-		for _, g := range t.gens {
-			if t.live(g) {
-				live++
-			}
-		}
-		size := 1024
-		for size < 4*(live+len(fps)) {
+	if need := 2 * (t.live + len(fps)); need > len(t.keys) {
+		size := len(t.keys)
+		for size < need {
 			size *= 2
 		}
 		t.resize(size)
 	}
-	cur := t.gen + 1
-	mask := uint64(len(t.keys) - 1)
 	for i, fp := range fps {
-		j := fp[0] & mask
-		free := -1 // the first dead slot on the way, to reuse
-		for {
-			g := t.gens[j]
-			if g == 0 {
-				break
-			}
-			if g == cur || t.live(g) {
-				if t.keys[j] == fp {
-					t.undo(fps[:i], cur)
-					return i
+		j := fp[0] & t.mask()
+		for ; t.full[j]; j = (j + 1) & t.mask() {
+			if t.keys[j] == fp {
+				for _, back := range fps[:i] {
+					t.delete(back)
 				}
-			} else if free < 0 {
-				free = int(j)
+				return i
 			}
-			j = (j + 1) & mask
 		}
-		if free < 0 {
-			free = int(j)
-			t.used++
-		}
-		t.keys[free], t.gens[free] = fp, cur
+		t.keys[j], t.full[j] = fp, true
+		t.live++
 	}
-	t.gen = cur
+	t.batch = append(t.batch, append([]Fingerprint(nil), fps...))
+	if len(t.batch) > t.memory {
+		for _, fp := range t.batch[0] {
+			t.delete(fp)
+		}
+		t.batch[0] = nil
+		t.batch = t.batch[1:]
+	}
 	return -1
 }
 
-// undo takes back the insertions of fps into generation cur: their slots
-// become dead (not empty, which would cut other fingerprints' probe
-// sequences).
-func (t *table) undo(fps []Fingerprint, cur uint32) {
-	mask := uint64(len(t.keys) - 1)
-	for _, fp := range fps {
-		for j := fp[0] & mask; t.gens[j] != 0; j = (j + 1) & mask {
-			if t.gens[j] == cur && t.keys[j] == fp {
-				t.gens[j] = dead
-				break
-			}
+// delete removes fp, which is in the table, and moves back every entry of
+// the run after it that would otherwise no longer be found.
+func (t *table) delete(fp Fingerprint) {
+	m := t.mask()
+	i := fp[0] & m
+	for ; t.keys[i] != fp; i = (i + 1) & m {
+		if !t.full[i] {
+			return // not here (it always is)
+		}
+	}
+	t.full[i], t.keys[i] = false, Fingerprint{}
+	t.live--
+	for j := (i + 1) & m; t.full[j]; j = (j + 1) & m {
+		home := t.keys[j][0] & m
+		// The entry at j may move to the hole at i unless its home lies
+		// cyclically in (i, j]: then it is already as near home as it can be.
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			t.keys[i], t.full[i] = t.keys[j], true
+			t.full[j], t.keys[j] = false, Fingerprint{}
+			i = j
 		}
 	}
 }
 
-// len is the number of live fingerprints.
-func (t *table) len() int {
-	n := 0
-	for _, g := range t.gens {
-		if t.live(g) {
-			n++
-		}
-	}
-	return n
-}
+// len is the number of fingerprints remembered.
+func (t *table) len() int { return t.live }
