@@ -39,10 +39,10 @@ const Memory = 16
 // with independent random seeds.
 type Fingerprint [2]uint64
 
-// maxAnchors is the most anchors a pass should yield for one batch: the
-// winnowing window grows with large batches to keep the memory of an
-// Index at about Memory * 2 * maxAnchors fingerprints (with the value
-// pass) at most, whatever the batch size.
+// maxAnchors is the most anchors random content should yield for one
+// batch, both passes together: the winnowing window grows with large
+// batches to keep the memory of an Index at about Memory * maxAnchors
+// fingerprints, whatever the batch size (see MemoryBytes).
 const maxAnchors = 16384
 
 // Index finds repeats within a batch and between a batch and the last
@@ -69,13 +69,26 @@ func ForBatches(batchBytes int) *Index { return ForBatch(batchBytes, 8) }
 // bytes of bits-wide values, at a Source and at a pool's filler alike,
 // remembering the last Memory batches. The byte pass's window is
 // batchBytes/64 positions, at least 16 and at most 256, and larger for
-// batches over 2 MiB so that a pass keeps at most maxAnchors anchors per
-// batch; see MinRepeat for what that finds (47 bytes at a 512-byte
-// batch, 287 from 16 KiB to 2 MiB, 1,007 at 8 MB).
+// batches over 2 MiB (1 MiB with a value pass) so that a batch yields
+// about maxAnchors anchors at most; see MinRepeat for what that finds
+// (47 bytes at a 512-byte batch, 287 from 16 KiB to 2 MiB, 1,008 at 8 MB
+// without a value pass, about 1,950 with one).
 func ForBatch(batchBytes, bits int) *Index {
+	budget := maxAnchors
+	if bits%8 != 0 {
+		budget /= 2 // two passes share it
+	}
 	w := min(max(batchBytes/64, 16), 256)
-	w = max(w, (2*batchBytes+maxAnchors-1)/maxAnchors)
-	return New(w, bits, Memory)
+	w = max(w, (2*batchBytes+budget-1)/budget)
+	x := New(w, bits, Memory)
+	// Room for the anchors of Memory+1 random batches (the oldest is
+	// dropped after the newest is in), so the table need not grow.
+	perBatch := 2*batchBytes/(x.wByte+1) + 16
+	if x.wValue > 0 {
+		perBatch += 2 * (8 * batchBytes / bits) / (x.wValue + 1)
+	}
+	x.seen.resize(3 * (Memory + 1) * (perBatch + perBatch/16) / 2)
+	return x
 }
 
 // New returns an Index whose byte pass winnows over windows of window
@@ -166,6 +179,11 @@ func (x *Index) Remember(anchors []Fingerprint) int {
 // Remembered is how many batches the Index remembers now, and how many
 // anchors in all.
 func (x *Index) Remembered() (batches, anchors int) { return x.batches, x.seen.len() }
+
+// MemoryBytes is how much memory the Index holds for what it remembers:
+// about 45 bytes an anchor (1.1 MiB at the default batch of 16-bit
+// values, under 12 MiB at the largest batches).
+func (x *Index) MemoryBytes() int { return x.seen.bytes() }
 
 // A pass winnows over positions: byte offsets, or (values) value
 // boundaries of the bit stream. At each position it reads 8 bytes for the

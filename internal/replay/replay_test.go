@@ -304,10 +304,36 @@ func TestTableStaysSmall(t *testing.T) {
 		last = fps
 	}
 	assert.Equal(t, 400, tb.len())
-	assert.LessOrEqual(t, len(tb.keys), 4096)
+	assert.LessOrEqual(t, len(tb.keys), 3*500/2*2, "at most two thirds full, doubled while it grew")
 	assert.Equal(t, 7, tb.add([]Fingerprint{{1, 2}, {3, 4}, {5, 6}, {7, 8}, {9, 10}, {11, 12}, {13, 14}, last[42]}))
 	assert.Equal(t, 400, tb.len(), "the refused generation is taken back")
 	assert.Equal(t, 1, tb.add([]Fingerprint{{1, 2}, {1, 2}}))
+}
+
+// What an Index holds stays near 45 bytes an anchor, and at the largest
+// batches (8 MB of 64-bit values, or of 63-bit ones, with two passes)
+// under 12 MiB once it remembers its 16 batches.
+func TestMemoryAtTheLargestBatches(t *testing.T) {
+	for _, bits := range []int{64, 63} {
+		n := 1_000_000 * bits / 8
+		x := ForBatch(n, bits)
+		a, err := x.Scan(random(n))
+		require.NoError(t, err)
+		require.Equal(t, -1, x.Remember(a))
+		r := rand.New(rand.NewPCG(uint64(bits), 7))
+		for range Memory { // as many anchors as a random batch has, without scanning 8 MB more
+			fps := make([]Fingerprint, len(a))
+			for i := range fps {
+				fps[i] = Fingerprint{r.Uint64(), r.Uint64()}
+			}
+			require.Equal(t, -1, x.Remember(fps))
+		}
+		_, anchors := x.Remembered()
+		assert.Equal(t, Memory*len(a), anchors)
+		assert.LessOrEqual(t, len(a), maxAnchors+maxAnchors/8, "%d bits: anchors a batch", bits)
+		assert.Less(t, x.MemoryBytes(), 12<<20, "%d bits: %d anchors", bits, anchors)
+		assert.Less(t, x.MemoryBytes(), 60*anchors)
+	}
 }
 
 // The anchor bound sits far above what random content yields.
@@ -331,13 +357,13 @@ func TestTableDeletionKeepsEveryOtherAnchor(t *testing.T) {
 	for g := range 500 {
 		fps := make([]Fingerprint, 1+r.IntN(40))
 		for i := range fps {
-			// Homes within 8 slots of the table's start or end (its size
-			// is a power of two of at least 64): long runs that wrap.
-			home := uint64(r.IntN(8))
+			// Homes at the table's very start or end (a first word
+			// near 0 or near 2^64): long runs that wrap.
+			first := r.Uint64N(1 << 54)
 			if r.IntN(2) == 0 {
-				home = ^home
+				first = ^first
 			}
-			fps[i] = Fingerprint{r.Uint64()&^0xff | home&0xff, r.Uint64()}
+			fps[i] = Fingerprint{first, r.Uint64()}
 		}
 		if tb.add(fps) >= 0 {
 			continue

@@ -1,13 +1,16 @@
 package replay
 
+import "math/bits"
+
 // table is the set of the anchors of the last memory batches: one
-// open-addressing hash table with linear probing over them all, and, for
-// each batch, the list of its anchors, so that the oldest batch's can be
-// deleted when a new one comes. Deletion shifts the entries after a
-// deleted one back (Knuth's Algorithm R), so no tombstones build up and
-// the table never needs rebuilding: each batch costs one insertion and
-// at most one deletion per anchor, and nothing more. The fingerprints are
-// random already, so their first word is the hash.
+// open-addressing hash table with linear probing over them all, at most
+// two thirds full, and, for each batch, the list of its anchors, so that
+// the oldest batch's can be deleted when a new one comes. Deletion shifts
+// the entries after a deleted one back (Knuth's Algorithm R), so no
+// tombstones build up and the table never needs rebuilding: each batch
+// costs one insertion and at most one deletion per anchor, and nothing
+// more. The fingerprints are random already: their first word, scaled to
+// the table's size, is the slot.
 type table struct {
 	keys   []Fingerprint
 	full   []bool
@@ -22,9 +25,21 @@ func newTable(memory int) *table {
 	return t
 }
 
-func (t *table) mask() uint64 { return uint64(len(t.keys) - 1) }
+// home is fp's slot: its first word scaled to the table's size.
+func (t *table) home(fp Fingerprint) int {
+	hi, _ := bits.Mul64(fp[0], uint64(len(t.keys)))
+	return int(hi)
+}
 
-// resize rehashes every entry into a table of size slots (a power of two).
+// next is the slot after j, wrapping around.
+func (t *table) next(j int) int {
+	if j++; j == len(t.keys) {
+		return 0
+	}
+	return j
+}
+
+// resize rehashes every entry into a table of size slots.
 func (t *table) resize(size int) {
 	keys, full := t.keys, t.full
 	t.keys, t.full = make([]Fingerprint, size), make([]bool, size)
@@ -35,14 +50,13 @@ func (t *table) resize(size int) {
 	}
 }
 
-// put inserts fp, known to be absent, and returns its slot.
-func (t *table) put(fp Fingerprint) uint64 {
-	j := fp[0] & t.mask()
+// put inserts fp, known to be absent.
+func (t *table) put(fp Fingerprint) {
+	j := t.home(fp)
 	for t.full[j] {
-		j = (j + 1) & t.mask()
+		j = t.next(j)
 	}
 	t.keys[j], t.full[j] = fp, true
-	return j
 }
 
 // add remembers fps as the newest batch, unless one of them is remembered
@@ -50,16 +64,12 @@ func (t *table) put(fp Fingerprint) uint64 {
 // back and returns that one's index. It returns -1 on success. It keeps
 // a copy of fps.
 func (t *table) add(fps []Fingerprint) int {
-	if need := 2 * (t.live + len(fps)); need > len(t.keys) {
-		size := len(t.keys)
-		for size < need {
-			size *= 2
-		}
-		t.resize(size)
+	if need := 3 * (t.live + len(fps)) / 2; need > len(t.keys) {
+		t.resize(need + need/8) // rare: ForBatch sizes the table for its batches
 	}
 	for i, fp := range fps {
-		j := fp[0] & t.mask()
-		for ; t.full[j]; j = (j + 1) & t.mask() {
+		j := t.home(fp)
+		for ; t.full[j]; j = t.next(j) {
 			if t.keys[j] == fp {
 				for _, back := range fps[:i] {
 					t.delete(back)
@@ -84,17 +94,16 @@ func (t *table) add(fps []Fingerprint) int {
 // delete removes fp, which is in the table, and moves back every entry of
 // the run after it that would otherwise no longer be found.
 func (t *table) delete(fp Fingerprint) {
-	m := t.mask()
-	i := fp[0] & m
-	for ; t.keys[i] != fp; i = (i + 1) & m {
+	i := t.home(fp)
+	for ; t.keys[i] != fp; i = t.next(i) {
 		if !t.full[i] {
 			return // not here (it always is)
 		}
 	}
 	t.full[i], t.keys[i] = false, Fingerprint{}
 	t.live--
-	for j := (i + 1) & m; t.full[j]; j = (j + 1) & m {
-		home := t.keys[j][0] & m
+	for j := t.next(i); t.full[j]; j = t.next(j) {
+		home := t.home(t.keys[j])
 		// The entry at j may move to the hole at i unless its home lies
 		// cyclically in (i, j]: then it is already as near home as it can be.
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
@@ -103,6 +112,15 @@ func (t *table) delete(fp Fingerprint) {
 			i = j
 		}
 	}
+}
+
+// bytes is how much memory the table holds: its slots and the lists.
+func (t *table) bytes() int {
+	n := len(t.keys) * (16 + 1)
+	for _, b := range t.batch {
+		n += 16 * cap(b)
+	}
+	return n
 }
 
 // len is the number of fingerprints remembered.
