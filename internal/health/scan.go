@@ -314,7 +314,7 @@ func checkBitValues(b []byte, c Cutoffs) error {
 }
 
 // laneTables holds scratch counts for checkLanes, 256 per lane.
-var laneTables = sync.Pool{New: func() any { return new([][256]uint32) }}
+var laneTables = sync.Pool{New: func() any { return new([]uint32) }}
 
 // checkLanes counts each byte value in each byte lane over the whole
 // periods of b, and from the same counts the ones at each bit position of
@@ -325,18 +325,23 @@ func checkLanes(b []byte, c Cutoffs) error {
 	if whole == 0 {
 		return nil
 	}
-	tp := laneTables.Get().(*[][256]uint32)
+	tp := laneTables.Get().(*[]uint32)
 	defer laneTables.Put(tp)
-	size := max(lanes, 4)
+	size := 256 * max(lanes, 4)
 	if cap(*tp) < size {
-		*tp = make([][256]uint32, size)
+		*tp = make([]uint32, size)
 	}
-	t := (*tp)[:size]
-	clear(t)
-	countLanes(b[:whole], lanes, t)
+	flat := (*tp)[:size]
+	clear(flat)
+	var tables [64]*[256]uint32
+	t := tables[:max(lanes, 4)]
+	for l := range t {
+		t[l] = (*[256]uint32)(flat[256*l : 256*l+256])
+	}
+	countLanes(b[:whole], lanes, t, flat)
 
 	for l := range lanes {
-		for v, n := range &t[l] {
+		for v, n := range t[l] {
 			if int(n) >= c.LaneMax {
 				return fmt.Errorf("byte lanes: byte %#02x occurs %d times in the %d bytes of lane %d of %d (cutoff %d)",
 					v, n, c.LaneSamples, l, lanes, c.LaneMax)
@@ -353,7 +358,7 @@ func checkLanes(b []byte, c Cutoffs) error {
 	var ones [64]int
 	var prefix [257]int
 	for l := range lanes {
-		for v, n := range &t[l] {
+		for v, n := range t[l] {
 			prefix[v+1] = prefix[v] + int(n)
 		}
 		for k := range 8 {
@@ -373,14 +378,15 @@ func checkLanes(b []byte, c Cutoffs) error {
 	return nil
 }
 
-// countLanes adds the count of each byte of b to t[lane][value]; b is a
-// whole number of periods of lanes bytes, and t has room for at least 4
-// lanes. With 1, 2 or 4 lanes it counts four bytes at a time into four
-// tables (summed into the lanes' own at the end), so that equal bytes
-// close together do not wait on each other's increments.
-func countLanes(b []byte, lanes int, t [][256]uint32) {
-	if 4%lanes == 0 {
-		t0, t1, t2, t3 := &t[0], &t[1], &t[2], &t[3]
+// countLanes adds the count of each byte of b to t[lane][value], the
+// tables of flat; b is a whole number of periods of lanes bytes, and t
+// has at least 4 tables. With 1, 2 or 4 lanes it counts four bytes at a
+// time into four tables (summed into the lanes' own at the end), so that
+// equal bytes close together do not wait on each other's increments.
+func countLanes(b []byte, lanes int, t []*[256]uint32, flat []uint32) {
+	switch lanes {
+	case 1, 2, 4:
+		t0, t1, t2, t3 := t[0], t[1], t[2], t[3]
 		i := 0
 		for ; i+4 <= len(b); i += 4 {
 			t0[b[i]]++
@@ -395,20 +401,17 @@ func countLanes(b []byte, lanes int, t [][256]uint32) {
 			for v, n := range t[l] {
 				t[l%lanes][v] += n
 			}
-			t[l] = [256]uint32{}
+			*t[l] = [256]uint32{}
 		}
-		return
-	}
-	switch lanes {
 	case 3:
-		t0, t1, t2 := &t[0], &t[1], &t[2]
+		t0, t1, t2 := t[0], t[1], t[2]
 		for p := 0; p+3 <= len(b); p += 3 {
 			t0[b[p]]++
 			t1[b[p+1]]++
 			t2[b[p+2]]++
 		}
 	case 8:
-		t0, t1, t2, t3, t4, t5, t6, t7 := &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &t[7]
+		t0, t1, t2, t3, t4, t5, t6, t7 := t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]
 		for p := 0; p+8 <= len(b); p += 8 {
 			t0[b[p]]++
 			t1[b[p+1]]++
@@ -419,11 +422,13 @@ func countLanes(b []byte, lanes int, t [][256]uint32) {
 			t6[b[p+6]]++
 			t7[b[p+7]]++
 		}
-	default:
-		t = t[:lanes]
-		for p := 0; p+lanes <= len(b); p += lanes {
-			for l, v := range b[p : p+lanes] {
-				t[l][v]++
+	default: // the lane's offset in flat kept as a running sum
+		end, l := 256*lanes, 0
+		flat = flat[:end]
+		for _, v := range b {
+			flat[l+int(v)]++
+			if l += 256; l == end {
+				l = 0
 			}
 		}
 	}
