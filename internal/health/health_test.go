@@ -134,8 +134,9 @@ func TestFailureModes(t *testing.T) {
 		}, all},
 		{"a run of equal values", "repetition count test", func(b []byte, bits int, r *rand.Rand) {
 			v := r.Uint64N(1<<(bits-1)) | 1<<(bits-1)
+			run := ForBits(bits).Cutoffs(len(b)).ValueRun + 1 // past the cutoff, too short for the proportion tests
 			mapValues(b, bits, func(i int, old uint64) uint64 {
-				if i >= 10 && i < 10+64*8/bits { // 64 bytes of the same value: past every value cutoff here
+				if i >= 10 && i < 10+run {
 					return v
 				}
 				return old
