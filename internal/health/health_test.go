@@ -229,6 +229,38 @@ func TestLaneBiasFoundByTheLaneCounts(t *testing.T) {
 	}
 }
 
+// A run of equal values fails at its cutoff and passes one below it, on
+// the 16-bit fast path and the general one, in the middle of the batch
+// and at its end.
+func TestValueRunCutoffIsExact(t *testing.T) {
+	for _, bits := range []int{16, 12, 7, 64, 2} {
+		n := 100_000 * bits / 8
+		c := ForBits(bits).Cutoffs(n)
+		values := 8 * n / bits
+		for _, start := range []int{values / 2, values - c.ValueRun} {
+			for _, length := range []int{c.ValueRun - 1, c.ValueRun} {
+				b := random(n)
+				v := uint64(1)<<(bits-1) | 1
+				mapValues(b, bits, func(i int, old uint64) uint64 {
+					switch {
+					case i >= start && i < start+length:
+						return v
+					case i == start-1 || i == start+length:
+						return v ^ 2 // a different value on each side
+					}
+					return old
+				})
+				err := ForBits(bits).Check(b)
+				if length < c.ValueRun {
+					assert.NoError(t, err, "%d bits: a run of %d from %d", bits, length, start)
+				} else if assert.Error(t, err, "%d bits: a run of %d from %d", bits, length, start) {
+					assert.Contains(t, err.Error(), fmt.Sprintf("repeated %d times from value %d", length, start))
+				}
+			}
+		}
+	}
+}
+
 // A stuck bit position is found at each of the bits positions, at the
 // smallest batch, stuck at 0 and at 1, and the error names it.
 func TestEveryStuckBitPositionFound(t *testing.T) {

@@ -217,22 +217,45 @@ var errCloserLook = errors.New("health: look closer")
 
 // checkValues16 is checkValues for 16-bit values, four at a time in 64-bit
 // words, without unpacking them: a lane of x^y is zero where two values
-// are equal. It returns errCloserLook when two neighbouring values are
-// equal (one pair in 2^16 on random data), for the general check to
-// measure the run.
+// are equal. Where two neighbouring values are equal (one pair in 2^16 on
+// random data) it measures the run they are in.
 func checkValues16(b []byte, c Cutoffs) error {
 	const ones, highs = 0x0001_0001_0001_0001, 0x8000_8000_8000_8000
 	n := 2 * c.Values
+	at := func(i int) uint16 { return binary.BigEndian.Uint16(b[i:]) }
+	run := func(i int) error { // the run through the equal values at i and i+2
+		s, e := i, i+2
+		for s >= 2 && at(s-2) == at(i) {
+			s -= 2
+		}
+		for e+2 <= n-2 && at(e+2) == at(i) {
+			e += 2
+		}
+		if k := (e-s)/2 + 1; k >= c.ValueRun {
+			return fmt.Errorf("repetition count test: 16-bit value %#x repeated %d times from value %d (cutoff %d)",
+				at(i), k, s/2, c.ValueRun)
+		}
+		return nil
+	}
 	i := 0
 	for ; i+10 <= n; i += 8 { // the pairs of values from i/2 to i/2+4
 		d := binary.LittleEndian.Uint64(b[i:]) ^ binary.LittleEndian.Uint64(b[i+2:])
-		if (d-ones)&^d&highs != 0 { // a zero lane
-			return errCloserLook
+		if (d-ones)&^d&highs == 0 { // no zero lane
+			continue
+		}
+		for k := i; k < i+8; k += 2 {
+			if at(k) == at(k+2) {
+				if err := run(k); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	for ; i+4 <= n; i += 2 { // the last pairs, one at a time
-		if b[i] == b[i+2] && b[i+1] == b[i+3] {
-			return errCloserLook
+		if at(i) == at(i+2) {
+			if err := run(i); err != nil {
+				return err
+			}
 		}
 	}
 	if c.ValueAPT == 0 {
