@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,12 +77,25 @@ func (k *secrets) redact(text string) string {
 	return redactWith(list, text)
 }
 
+// maxUnescapes bounds how many layers of escapes redact looks through
+// (%2541 is two layers): a hostile text of many layers would otherwise
+// cost time in its length squared.
+const maxUnescapes = 8
+
 func redactWith(list []string, text string) string {
+	// The text as given, then unescaped layer by layer: the deepest layer
+	// that shows a secret is the one redacted (unescaping leaves a secret
+	// without escapes as it is, so it shows every secret the layers above
+	// show, and those they hide).
 	spans := find(list, text)
-	if strings.ContainsAny(text, `%\`) {
-		// Unescaping shortens the text, so this ends.
-		if plain := unescape(text); plain != text && len(find(list, plain)) > 0 {
-			return redactWith(list, plain)
+	for cur, layer := text, 0; layer < maxUnescapes && strings.ContainsAny(cur, `%\`); layer++ {
+		plain := unescape(cur)
+		if plain == cur {
+			break
+		}
+		cur = plain
+		if s := find(list, cur); len(s) > 0 {
+			text, spans = cur, s
 		}
 	}
 	if len(spans) == 0 {
@@ -111,13 +125,9 @@ func find(list []string, text string) [][2]int {
 		markers = append(markers, [2]int{i + j, i + j + len(redacted)})
 		i += j + len(redacted)
 	}
-	inMarker := func(start, end int) bool {
-		for _, m := range markers {
-			if m[0] <= start && end <= m[1] {
-				return true
-			}
-		}
-		return false
+	inMarker := func(start, end int) bool { // markers are sorted and apart
+		i := sort.Search(len(markers), func(i int) bool { return markers[i][1] >= end })
+		return i < len(markers) && markers[i][0] <= start
 	}
 	var spans [][2]int
 	for _, s := range list {

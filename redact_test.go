@@ -347,3 +347,29 @@ func TestUsageAnswerOutsideItsRangeIsInvalid(t *testing.T) {
 		assert.Zero(t, n, answer)
 	}
 }
+
+// Redaction looks through up to maxUnescapes layers of escapes (%2541 is
+// two), and no further: a text of many layers costs it a bounded number
+// of passes, not one per layer.
+func TestRedactLooksThroughLayersOfEscapes(t *testing.T) {
+	const tok = "layered-token-0123456789"
+	var k secrets
+	k.add(tok)
+	layered := func(n int) string {
+		s := tok
+		for range n {
+			var b strings.Builder
+			for i := range len(s) {
+				fmt.Fprintf(&b, "%%%02X", s[i])
+			}
+			s = b.String()
+		}
+		return s
+	}
+	for n := 1; n <= maxUnescapes; n++ {
+		out := k.redact("x " + layered(n) + " y")
+		assert.Equal(t, "x [REDACTED] y", out, "%d layers", n)
+	}
+	deep := "x " + layered(2) + strings.Repeat("%25", 20000) + "41 " + tok
+	assert.NotContains(t, k.redact(deep), tok)
+}
