@@ -252,21 +252,24 @@ func (p *pass) where(pos int) string {
 // A full window's least key changes at step i only if the key at i is
 // less than the w-1 before it (event A_i), or if the least key of the
 // window ending at i-1 is its first (event B_i, the least key leaves).
-// With distinct keys of random content, P[A_i] = P[B_i] = 1/w, and A_i,
-// A_j (or B_i, B_j) are independent when |i-j| >= w: their windows do not
-// overlap. Split the positions into w classes by i mod w; each class's
-// count of A events is Binomial(m, 1/w) with m = ceil(n/w). If the A
-// events total at least w*k, some class has at least k, so
-// P[A >= w*k] <= w * P[Binomial(m, 1/w) >= k] <= w * (e*m/(w*k))^k
-// (the Chernoff bound). With k = max(8*m/w, 64), e*m/(w*k) <= e/8 and
-// w * (e/8)^64 < 2^20 * 2^-99 < 2^-47; the same for B. The first window
-// adds one anchor. So the anchors number at most 2*w*k + 1 but with
-// probability 2^-46, and it is the repeated-keys case (equal content, a
-// cycle) that can pass this bound, which the scan catches directly.
+// Treat the keys of random content as independent and continuous (a
+// keyed mixing of each position's 8 bytes: equal only for equal bytes),
+// so that P[A_i] = P[B_i] = 1/w. A_i and A_j (or B_i and B_j) are
+// independent when |i-j| >= w+8: their windows' keys read no byte in
+// common. Split the positions into s = w+8 classes by i mod s; each
+// class's count of A events is Binomial(m, 1/w) at most, m = ceil(n/s).
+// If the A events total at least s*k, some class has at least k, so
+// P[A >= s*k] <= s * P[Binomial(m, 1/w) >= k] <= s * (e*m/(w*k))^k (the
+// Chernoff bound). With k = max(8*m/w, 64), e*m/(w*k) <= e/8 and
+// s * (e/8)^64 < 2^21 * 2^-99 < 2^-47; the same for B. The first window
+// adds one anchor. So the anchors number at most 2*s*k + 1 but with
+// probability 2^-46; a repeated-keys case (equal content, a short cycle)
+// can pass this bound, and the scan catches that directly.
 func anchorBound(n, w int) int {
-	m := (n + w - 1) / w
+	s := w + 8
+	m := (n + s - 1) / s
 	k := max((8*m+w-1)/w, 64)
-	return 2*w*k + 1
+	return 2*s*k + 1
 }
 
 // key is the winnowing key of the 64 bits at position pos: a bijection of
