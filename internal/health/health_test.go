@@ -301,6 +301,28 @@ func TestTailAfterLastWindowIsTested(t *testing.T) {
 	assert.Contains(t, err.Error(), fmt.Sprintf("in the 512 bytes at offset %d", len(b)-Window))
 }
 
+// The values' last window ends at the batch's end too: a value repeated
+// only in the values past the last whole window fails, at 12 bits (the
+// general path) and at 16 (the fast one).
+func TestValueTailAfterLastWindowIsTested(t *testing.T) {
+	for _, bits := range []int{12, 16} {
+		n := 1000 * bits / 8 // 1000 values: one whole window and 488 more
+		b := random(n)
+		require.NoError(t, ForBits(bits).Check(b))
+		v := uint64(0x5a5) // not 0: the bit and lane counts stay calm
+		mapValues(b, bits, func(i int, old uint64) uint64 {
+			if i == 1000-512 || (i > 512 && i%40 == 0) {
+				return v
+			}
+			return old
+		})
+		err := ForBits(bits).Check(b)
+		require.Error(t, err, "%d bits", bits)
+		assert.Contains(t, err.Error(), fmt.Sprintf("adaptive proportion test: %d-bit value 0x5a5 occurs", bits))
+		assert.Contains(t, err.Error(), "from value 488")
+	}
+}
+
 // The zero Tester tests bytes, as Default does.
 func TestZeroTesterIsBytes(t *testing.T) {
 	var z Tester

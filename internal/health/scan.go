@@ -178,7 +178,11 @@ func checkValues(b []byte, c Cutoffs) error {
 	for start := 0; start < n; start += valueBlock {
 		vs := buf[:min(valueBlock, n-start)]
 		unpack(b, start, bits, vs)
+		a, count := vs[0], 0 // the proportion test, when the block is its window
 		for i, v := range vs {
+			if v == a {
+				count++
+			}
 			if v != prev {
 				prev, run = v, 1
 				continue
@@ -191,13 +195,19 @@ func checkValues(b []byte, c Cutoffs) error {
 		if c.ValueAPT == 0 {
 			continue
 		}
-		// Windows of ValueWindow values: valueBlock, or all n if fewer.
-		if len(vs) < c.ValueWindow { // the last window ends at n, overlapping
-			start = n - c.ValueWindow
-			vs = buf[:c.ValueWindow]
-			unpack(b, start, bits, vs)
+		if len(vs) == c.ValueWindow {
+			if count >= c.ValueAPT {
+				return fmt.Errorf("adaptive proportion test: %d-bit value %#x occurs %d times in the %d values from value %d (cutoff %d)",
+					c.Bits, a, count, len(vs), start, c.ValueAPT)
+			}
+			continue
 		}
-		a, count := vs[0], 0
+		// The last block, shorter than a window: the last window ends at
+		// n, overlapping the one before.
+		start = n - c.ValueWindow
+		vs = buf[:c.ValueWindow]
+		unpack(b, start, bits, vs)
+		a, count = vs[0], 0
 		for _, v := range vs {
 			if v == a {
 				count++

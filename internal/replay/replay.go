@@ -27,6 +27,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"slices"
+	"sync"
 )
 
 // Span is how many bytes an anchor fingerprints.
@@ -166,8 +167,8 @@ func (x *Index) Anchors(b []byte) []Fingerprint {
 // Remember checks anchors against the remembered batches and against each
 // other. If none repeats, it remembers them as the newest batch (forgetting
 // the oldest past its memory) and returns -1; else it returns the index of
-// the first anchor that repeats and remembers nothing. It does not keep
-// anchors.
+// the first anchor that repeats and remembers nothing. It keeps anchors:
+// the caller must not change the slice afterwards.
 func (x *Index) Remember(anchors []Fingerprint) int {
 	i := x.seen.add(anchors)
 	if i < 0 {
@@ -329,7 +330,10 @@ func (p *pass) winnow(anchor func(pos int) error) error {
 	const perWindow = 20
 	tau := ^uint64(0) / uint64(p.w) * perWindow
 	expect := perWindow * (p.n / p.w)
-	cand := make([]int32, 0, expect+expect/4+2*collectBlock)
+	cp := candidates.Get().(*[]int32)
+	defer func() { candidates.Put(cp) }()
+	cand := slices.Grow((*cp)[:0], expect+expect/4+2*collectBlock)
+	defer func() { *cp = cand[:0] }()
 	for start := 0; start < p.n; start += collectBlock {
 		if len(cand) > 4*expect+collectBlock {
 			return p.winnowAll(anchor) // far more than random content has
@@ -390,6 +394,10 @@ func (p *pass) winnow(anchor func(pos int) error) error {
 		}
 	}
 }
+
+// candidates holds the winnowing's scratch lists for reuse: a batch's
+// list is about 20 positions a window, tens of thousands at large batches.
+var candidates = sync.Pool{New: func() any { return new([]int32) }}
 
 // collectBlock is how many positions collect looks at in one call.
 const collectBlock = 1024

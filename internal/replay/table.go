@@ -12,8 +12,7 @@ import "math/bits"
 // more. The fingerprints are random already: their first word, scaled to
 // the table's size, is the slot.
 type table struct {
-	keys   []Fingerprint
-	full   []bool
+	keys   []Fingerprint // the zero Fingerprint marks an empty slot
 	live   int
 	batch  [][]Fingerprint // each remembered batch's anchors, oldest first
 	memory int
@@ -41,11 +40,11 @@ func (t *table) next(j int) int {
 
 // resize rehashes every entry into a table of size slots.
 func (t *table) resize(size int) {
-	keys, full := t.keys, t.full
-	t.keys, t.full = make([]Fingerprint, size), make([]bool, size)
-	for i, f := range full {
-		if f {
-			t.put(keys[i])
+	keys := t.keys
+	t.keys = make([]Fingerprint, size)
+	for _, fp := range keys {
+		if fp != (Fingerprint{}) {
+			t.put(fp)
 		}
 	}
 }
@@ -53,23 +52,33 @@ func (t *table) resize(size int) {
 // put inserts fp, known to be absent.
 func (t *table) put(fp Fingerprint) {
 	j := t.home(fp)
-	for t.full[j] {
+	for t.keys[j] != (Fingerprint{}) {
 		j = t.next(j)
 	}
-	t.keys[j], t.full[j] = fp, true
+	t.keys[j] = fp
+}
+
+// key is fp as the table holds it: the zero Fingerprint (which marks an
+// empty slot) stands for itself as {0, 1}.
+func key(fp Fingerprint) Fingerprint {
+	if fp == (Fingerprint{}) {
+		return Fingerprint{0, 1}
+	}
+	return fp
 }
 
 // add remembers fps as the newest batch, unless one of them is remembered
 // already (or repeats an earlier one of fps): then it takes its insertions
 // back and returns that one's index. It returns -1 on success. It keeps
-// a copy of fps.
+// fps: the caller must not change it afterwards.
 func (t *table) add(fps []Fingerprint) int {
 	if need := 3 * (t.live + len(fps)) / 2; need > len(t.keys) {
 		t.resize(need + need/8) // rare: ForBatch sizes the table for its batches
 	}
 	for i, fp := range fps {
+		fp = key(fp)
 		j := t.home(fp)
-		for ; t.full[j]; j = t.next(j) {
+		for ; t.keys[j] != (Fingerprint{}); j = t.next(j) {
 			if t.keys[j] == fp {
 				for _, back := range fps[:i] {
 					t.delete(back)
@@ -77,10 +86,10 @@ func (t *table) add(fps []Fingerprint) int {
 				return i
 			}
 		}
-		t.keys[j], t.full[j] = fp, true
+		t.keys[j] = fp
 		t.live++
 	}
-	t.batch = append(t.batch, append([]Fingerprint(nil), fps...))
+	t.batch = append(t.batch, fps)
 	if len(t.batch) > t.memory {
 		for _, fp := range t.batch[0] {
 			t.delete(fp)
@@ -94,21 +103,21 @@ func (t *table) add(fps []Fingerprint) int {
 // delete removes fp, which is in the table, and moves back every entry of
 // the run after it that would otherwise no longer be found.
 func (t *table) delete(fp Fingerprint) {
+	fp = key(fp)
 	i := t.home(fp)
 	for ; t.keys[i] != fp; i = t.next(i) {
-		if !t.full[i] {
+		if t.keys[i] == (Fingerprint{}) {
 			return // not here (it always is)
 		}
 	}
-	t.full[i], t.keys[i] = false, Fingerprint{}
+	t.keys[i] = Fingerprint{}
 	t.live--
-	for j := t.next(i); t.full[j]; j = t.next(j) {
+	for j := t.next(i); t.keys[j] != (Fingerprint{}); j = t.next(j) {
 		home := t.home(t.keys[j])
 		// The entry at j may move to the hole at i unless its home lies
 		// cyclically in (i, j]: then it is already as near home as it can be.
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-			t.keys[i], t.full[i] = t.keys[j], true
-			t.full[j], t.keys[j] = false, Fingerprint{}
+			t.keys[i], t.keys[j] = t.keys[j], Fingerprint{}
 			i = j
 		}
 	}
@@ -116,7 +125,7 @@ func (t *table) delete(fp Fingerprint) {
 
 // bytes is how much memory the table holds: its slots and the lists.
 func (t *table) bytes() int {
-	n := len(t.keys) * (16 + 1)
+	n := len(t.keys) * 16
 	for _, b := range t.batch {
 		n += 16 * cap(b)
 	}
