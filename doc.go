@@ -12,11 +12,17 @@
 //
 // A Source is safe for concurrent use. While it has bytes ready, Uint64
 // and Reads of up to 256 bytes take no lock: each claims its bytes with one
-// atomic add on a published window of up to 4 KiB, and once concurrent
-// callers collide, each goroutine claims from windows of its own. Values
+// atomic add on a published window of up to 16 KiB (at most a quarter of
+// the prefetch target), and once concurrent callers collide, each
+// goroutine claims from windows of its own. Values
 // are the service's stream in order while one goroutine at a time uses the
 // Source; after that, each value is still bytes of the stream served once,
 // but not in stream order.
+//
+// A Source spends about what its callers take: its first request asks for
+// what the first read needs (rounded up to whole 512-byte health-test
+// windows), and each request that succeeds doubles the next, up to
+// Config.BatchSize; Stats says what was fetched and what was served.
 //
 // The numbers are quantum only when they come from the service. They are
 // not quantum when a Source falls back to crypto/rand (see FallbackPolicy;

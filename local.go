@@ -10,11 +10,17 @@ package qrng
 //
 // A Local is safe for concurrent use (it is the Source), but is meant for
 // one goroutine.
+//
+// Deprecated: a Local is the Source it came from and adds nothing: use the
+// Source itself (rand.New(src), src.Read). It is kept so that code written
+// for the first release compiles.
 type Local struct {
 	src *Source
 }
 
 // Local returns a new Local that takes its bytes from s.
+//
+// Deprecated: use s itself; see Local.
 func (s *Source) Local() *Local {
 	return &Local{src: s}
 }

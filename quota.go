@@ -52,8 +52,20 @@ func (m *quotaMeter) refund(month string, bits int64) {
 	}
 }
 
-// observe raises the count to what the server reports as used.
-func (m *quotaMeter) observe(now time.Time, used int64) {
+// maxUsage is the largest usage a server may report: far above any
+// quota, and far enough below 2^63 that adding a request's bits cannot
+// overflow.
+const maxUsage = 1 << 62
+
+// observe raises the count to what the server reports as used. A count
+// outside 0..maxUsage cannot be true: it is refused (an error matching
+// ErrInvalidResponse), the meter unchanged, so that the caller fails
+// closed rather than wrap the meter negative.
+func (m *quotaMeter) observe(now time.Time, used int64) error {
+	if used < 0 || used > maxUsage {
+		return fmt.Errorf("%w: a usage of %d bits is outside 0..2^62", ErrInvalidResponse, used)
+	}
 	m.roll(now)
 	m.used = max(m.used, used)
+	return nil
 }

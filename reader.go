@@ -16,7 +16,9 @@ import (
 // serve and the reason (for example ErrQuotaExceeded, or the last fetch
 // error). It waits only when the buffer is empty, each time for at most
 // Config.WaitTimeout. Reads of any size are served across batches; reads
-// of up to 256 bytes take no lock while the Source has bytes ready.
+// of up to 256 bytes take no lock while the Source has bytes ready. A
+// Read of nothing starts nothing and fetches nothing (after Close it
+// returns ErrClosed).
 func (s *Source) Read(p []byte) (int, error) {
 	if n := len(p); n > 0 && n <= maxClaim {
 		sl := s.slotFor()
@@ -29,16 +31,17 @@ func (s *Source) Read(p []byte) (int, error) {
 				return n, nil
 			}
 			k := s.settle(sl, w, end, p) // the window's end: settle withdraws it
-			return s.readRest(p, k)
+			return s.readRest(sl, p, k)
 		}
-		return s.readRest(p, 0)
+		return s.readRest(sl, p, 0)
 	}
 	return s.read(context.Background(), p)
 }
 
-// readRest completes a small read whose first k bytes are served.
-func (s *Source) readRest(p []byte, k int) (int, error) {
-	k += s.serveWindows(p[k:])
+// readRest completes a small read whose first k bytes are served; sl is
+// the caller's slot.
+func (s *Source) readRest(sl *slot, p []byte, k int) (int, error) {
+	k += s.serveWindows(sl, p[k:])
 	if k == len(p) {
 		return k, nil
 	}
@@ -70,6 +73,9 @@ func (s *Source) read(ctx context.Context, p []byte) (int, error) {
 	s.mu.Lock()
 	if s.closed {
 		err = ErrClosed // even for an empty p
+	} else if len(p) == 0 {
+		s.mu.Unlock()
+		return 0, nil // no demand: nothing is started or fetched
 	}
 loop:
 	for err == nil && n < len(p) {
@@ -91,6 +97,7 @@ loop:
 			continue
 		}
 		// The buffer is empty.
+		s.demandLocked(len(p) - n)
 		s.kickLocked(true)
 		now := s.now()
 		quota, cooling := s.blockedLocked(now)
@@ -105,6 +112,15 @@ loop:
 			cause = s.lastErr // an outage: no data is coming soon
 		case !deadline.IsZero() && !now.Before(deadline):
 			cause = &waitError{wait: s.wait, last: s.lastErr}
+		case s.fallback && s.policy.allows(false):
+			// Already serving fallback for an outage and still no batch:
+			// waiting WaitTimeout again on every call would make the
+			// Source unusable while the service hangs. The workers keep
+			// trying; the first batch to arrive ends the fallback.
+			cause = s.lastErr
+			if cause == nil {
+				cause = &waitError{wait: s.wait}
+			}
 		}
 		if cause != nil {
 			if !s.policy.allows(quota) {
@@ -142,8 +158,8 @@ loop:
 			break
 		}
 	}
-	if err == nil && s.buf.n < s.low {
-		s.kickLocked(false)
+	if err == nil {
+		s.kickLocked(false) // if the bytes ready are below the mark
 	}
 	report := len(s.events) > 0
 	s.mu.Unlock()
@@ -197,7 +213,7 @@ func (s *Source) deliver() {
 				break
 			}
 			for _, e := range q {
-				s.report(e)
+				s.reportSafely(e)
 			}
 		}
 		s.reportMu.Unlock()
@@ -209,6 +225,36 @@ func (s *Source) deliver() {
 		if !more {
 			return
 		}
+	}
+}
+
+// reportSafely reports e on a goroutine of its own and waits for it, so
+// that a Logger or an OnFallback that panics or calls runtime.Goexit
+// neither reaches the caller of Read nor stops later events. The first
+// such failure is logged; later ones are not.
+func (s *Source) reportSafely(e FallbackEvent) {
+	var failure any
+	done := make(chan struct{})
+	go func() {
+		returned := false
+		defer func() {
+			if !returned {
+				if failure = recover(); failure == nil {
+					failure = "runtime.Goexit called"
+				}
+			}
+			close(done)
+		}()
+		s.report(e)
+		returned = true
+	}()
+	<-done
+	if failure != nil && s.cbFailed.CompareAndSwap(false, true) {
+		func() {
+			defer func() { recover() }() // a Logger that panics again is not our caller's problem
+			s.log.Error("qrng: a fallback report failed (Logger or OnFallback); recovered, later events are still delivered, later failures not logged",
+				slog.String("failure", fmt.Sprintf("%.200v", failure)))
+		}()
 	}
 }
 

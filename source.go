@@ -18,7 +18,8 @@ import (
 )
 
 // Config configures a Source. Every zero field means the default written
-// beside it.
+// beside it. Validate reports a field that can never work; NewSource
+// panics with that report.
 type Config struct {
 	// Token is the API token from QCI. Default: $QCI_TOKEN. Without one the
 	// Source cannot fetch and falls back as Fallback allows.
@@ -30,25 +31,50 @@ type Config struct {
 	HTTPClient *http.Client
 	// MaxRetries bounds retries of one request. Default 4; negative: none.
 	MaxRetries int
+	// AttemptTimeout bounds one HTTP attempt, body included. Default 60 s.
+	// A request that times out, or whose answer is cut short, is not
+	// retried at its size: the Source halves its next request (see
+	// BatchSize).
+	AttemptTimeout time.Duration
+	// MaxBackoff caps one pause between retries of a request (the pause
+	// is drawn at random up to a window that doubles from 200 ms).
+	// Default 10 s. A test may set it to a millisecond.
+	MaxBackoff time.Duration
+	// RetryPause is the Source's first pause after a failed batch, before
+	// it asks again; it doubles with each failure in a row, up to 64
+	// times, and is never less than the server's last Retry-After (capped
+	// at 60 s). Default 1 s. A test may set it to a millisecond.
+	RetryPause time.Duration
 
 	// Bits is the width of each value requested, 1..64. Default 16. The
 	// values are packed into one continuous bit stream whatever the width.
+	// With Upstream set there are no values: Bits and BatchSize then only
+	// size the batches (BatchSize × Bits / 8 bytes).
 	Bits int
-	// BatchSize is the number of values per request, at most MaxSamples.
-	// Default 100,000. It is rounded up so that every batch packs into a
-	// whole number of 512-byte health-test windows (a multiple of
-	// 4096/gcd(Bits, 4096) values: 256 at 16 bits, 4096 at odd widths) and
-	// rounded down again where that would pass MaxSamples. So the smallest
-	// batch is 512 bytes, and every byte served has been through both
-	// health tests.
+	// BatchSize is the largest number of values one request asks for, at
+	// most MaxSamples. Default 100,000. It is rounded up so that every
+	// batch packs into a whole number of 512-byte health-test windows (a
+	// multiple of 4096/gcd(Bits, 4096) values: 256 at 16 bits, 4096 at odd
+	// widths) and rounded down again where that would pass MaxSamples. So
+	// the smallest batch is 512 bytes, and every byte served has been
+	// through both health tests.
+	//
+	// Requests start small (slow start): the first asks for what the
+	// first read needs, rounded up to that unit (one value at 16 bits
+	// costs 4,096 bits), and each request that succeeds doubles the next,
+	// up to BatchSize. A request that times out or is cut short halves
+	// the next one, down to one unit.
 	BatchSize int
 	// Workers is the number of concurrent prefetch requests. Default 2.
 	Workers int
-	// BufferSize is the most bytes the Source keeps ready (buffered plus in
-	// flight). Default four batches; at least one batch is always allowed.
-	// The first fill is one batch; each refill doubles the target up to
-	// BufferSize, so a short-lived Source spends little quota. A refill
-	// starts when the buffer falls below half the target.
+	// BufferSize bounds the bytes the Source keeps ready (buffered, in
+	// windows and in flight). Default four batches; at least one batch is
+	// always allowed. The first target is the first request; each refill
+	// doubles it, up to BufferSize, so a short-lived Source spends little
+	// quota. A refill starts when the bytes ready fall below half the
+	// target. A worker starts a request only while the bytes ready plus in
+	// flight are below the target, so the Source never holds more than
+	// BufferSize plus one batch.
 	BufferSize int
 	// OnDemand, when set, fetches only when a caller finds the buffer empty:
 	// no prefetch, so no batch is fetched that is not needed. For one-shot
@@ -58,42 +84,98 @@ type Config struct {
 	// Fallback says when crypto/rand may stand in. Default FallbackOnError.
 	Fallback FallbackPolicy
 	// WaitTimeout bounds how long a caller waits for quantum data when the
-	// buffer is empty before falling back or failing. Default 10 s.
+	// buffer is empty before falling back or failing. Default 10 s. Once
+	// the Source serves crypto/rand bytes under FallbackOnError, callers
+	// no longer wait while the upstream keeps failing: they get fallback
+	// bytes at once until a batch arrives.
 	WaitTimeout time.Duration
 	// QuotaBits is the monthly allowance the local meter enforces.
 	// Default DefaultQuotaBits; negative disables the local meter. A
 	// request's bits are reserved before it is sent and given back if the
 	// service did not answer it with 200 (see Stats.QuotaBitsUsed).
 	QuotaBits int64
-	// SyncUsage, when set, reads this month's usage from the service before
-	// the first request and starts the meter there.
+	// SyncUsage, when set, reads this month's usage from the service
+	// before the first request and starts the meter there. A failed read
+	// is tried again, after a backoff pause, up to 3 times (each with the
+	// Client's own retries) before any random numbers are requested; then
+	// a warning says the meter starts at zero. A usage answer that cannot
+	// be true (outside 0..2^62, or malformed) fails closed: the quota
+	// counts as spent, and the usage is read again a minute later.
 	SyncUsage bool
 	// Mix, when set, XORs every quantum byte with a crypto/rand byte, so
 	// that a compromised service cannot choose the output. Default off.
 	Mix bool
 
 	// Logger receives fallback switches (Warn) and recoveries (Info).
-	// Default: slog.Default(). Tokens are never logged.
+	// Default: slog.Default(). Tokens are never logged. To silence it,
+	// pass slog.New(slog.DiscardHandler).
 	Logger *slog.Logger
 	// OnFallback, if set, is called on each switch to and from fallback,
-	// in the order the switches happened, one call at a time, on the
-	// goroutine of a caller of Read or Uint64. It must not block.
+	// in the order the switches happened, one call at a time, while a
+	// caller of Read or Uint64 waits for it (on a goroutine of its own, so
+	// that a callback that panics or calls runtime.Goexit harms nothing:
+	// the first such failure is logged, later events are still
+	// delivered). It must not block.
 	OnFallback func(FallbackEvent)
 
 	// Upstream, if set, is where batches come from instead of the uQRNG
 	// service (for example a redispool.Consumer, or a test's own). Token,
-	// BaseURL, HTTPClient, MaxRetries, QuotaBits and SyncUsage then do not
-	// apply: quota is the Upstream's business. Fetch is given slices of
-	// the batch size (BatchSize values of Bits bits): for a pool of
-	// chunks, make that a whole number of chunks. Every batch must be at
-	// least 512 bytes. The Source does not close it.
+	// BaseURL, HTTPClient, MaxRetries, AttemptTimeout, MaxBackoff,
+	// QuotaBits and SyncUsage then do not apply: quota is the Upstream's
+	// business. Fetch is given slices of any whole number of 512-byte
+	// windows up to the batch size (BatchSize values of Bits bits; see
+	// BatchSize for how requests grow). Every batch must be at least 512
+	// bytes. The Source does not close it.
 	Upstream Upstream
 }
 
-// Stats is a snapshot of a Source's counters.
+// Validate reports the first field of cfg that can never work (a negative
+// size or duration, Bits outside 1..64, BatchSize above MaxSamples, an
+// unknown Fallback, an unusable BaseURL), naming it; nil if there is
+// none. NewSource panics with this report. The environment is not
+// checked: an unusable $QCI_API_URL, like a missing token, surfaces when
+// bytes are read.
+func (cfg Config) Validate() error {
+	switch {
+	case cfg.Bits < 0 || cfg.Bits > 64:
+		return fmt.Errorf("qrng: Config.Bits %d outside 1..64", cfg.Bits)
+	case cfg.BatchSize < 0 || cfg.BatchSize > MaxSamples:
+		return fmt.Errorf("qrng: Config.BatchSize %d outside 1..%d", cfg.BatchSize, MaxSamples)
+	case cfg.Workers < 0:
+		return fmt.Errorf("qrng: Config.Workers %d is negative", cfg.Workers)
+	case cfg.BufferSize < 0:
+		return fmt.Errorf("qrng: Config.BufferSize %d is negative", cfg.BufferSize)
+	case cfg.Fallback < FallbackOnError || cfg.Fallback > FallbackNever:
+		return fmt.Errorf("qrng: Config.Fallback %d is not a FallbackPolicy", int(cfg.Fallback))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"WaitTimeout", cfg.WaitTimeout}, {"AttemptTimeout", cfg.AttemptTimeout}, {"MaxBackoff", cfg.MaxBackoff}, {"RetryPause", cfg.RetryPause}} {
+		if d.v < 0 {
+			return fmt.Errorf("qrng: Config.%s %s is negative", d.name, d.v)
+		}
+	}
+	if cfg.BaseURL != "" && cfg.Upstream == nil {
+		if _, err := checkBaseURL(cfg.BaseURL); err != nil {
+			return errors.New("qrng: Config.BaseURL: " + strings.TrimPrefix(err.Error(), "qrng: "))
+		}
+	}
+	return nil
+}
+
+// Stats is a snapshot of a Source's counters. What was fetched and what
+// was served: FetchedBytes counts every byte the upstream delivered,
+// QuantumBytes what callers received of them; the difference is Buffered
+// (ready to serve) plus what was erased unserved (rejected batches, and
+// what Close erased).
 type Stats struct {
-	QuantumBytes   int64 // bytes served from the upstream (the service)
-	FallbackBytes  int64 // bytes served from crypto/rand
+	QuantumBytes  int64 // bytes served from the upstream (the service)
+	FallbackBytes int64 // bytes served from crypto/rand
+	// FetchedBytes counts the bytes the upstream delivered (every batch a
+	// Fetch returned, including any the health or replay checks then
+	// rejected), whether or not served yet.
+	FetchedBytes   int64
 	Requests       int64 // HTTP requests sent (attempts, token exchanges included)
 	FailedRequests int64 // requests that gave no usable answer
 	Retries        int64 // requests that were retries
@@ -113,23 +195,23 @@ type Stats struct {
 	LastError        error // the most recent fetch failure, nil if none
 }
 
-// A Source serves random bits fetched from the uQRNG service in large,
+// A Source serves random bits fetched from the uQRNG service in
 // prefetched batches. It implements math/rand/v2's Source (Uint64) and
 // io.Reader (Read).
 //
 // A Source is safe for concurrent use by multiple goroutines. Each byte it
 // receives is served at most once, and served bytes are erased from its
 // buffer. Nothing is fetched, and no goroutine started, until the first
-// Read or Uint64. Call Close to stop its workers and erase what it still
-// holds. The zero value is not usable: make Sources with NewSource.
+// Read or Uint64 that needs bytes. Call Close to stop its workers and
+// erase what it still holds. The zero value is not usable: make Sources
+// with NewSource.
 type Source struct {
 	up         Upstream
 	svc        *service // the default upstream; nil with Config.Upstream
 	client     *Client  // svc's client; nil with Config.Upstream or a bad $QCI_API_URL
 	bits       int
-	batchN     int // values per request
-	batchBytes int // packed bytes per batch, a multiple of health.Window
-	capacity   int // buffered + in flight stays below capacity + batchBytes
+	batchBytes int // packed bytes of the largest request, a multiple of health.Window
+	capacity   int // ready + in flight stays below capacity + batchBytes
 	onDemand   bool
 	workers    int
 	policy     FallbackPolicy
@@ -140,10 +222,11 @@ type Source struct {
 	onFallback func(FallbackEvent)
 	now        func() time.Time
 	cooldown   time.Duration // first pause after a failed batch; doubles, capped at 64x
+	closeWait  time.Duration // how long Close waits for workers stuck in Fetch
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	g      *errgroup.Group
+	g      *errgroup.Group // the prefetch workers; its Wait closes stopped
 
 	// Lock-free serving (window.go): win is the one window while callers
 	// come one at a time; stripes, once set, replaces it for good.
@@ -152,29 +235,34 @@ type Source struct {
 	stripes atomic.Pointer[[numStripes]slot]
 	_       [56]byte
 
-	reportMu sync.Mutex // held while delivering events, so they arrive in order
-	pubMu    sync.Mutex // held by callers (never workers) publishing windows; see serveWindows
+	reportMu  sync.Mutex  // held while delivering events, so they arrive in order
+	pubMu     sync.Mutex  // held by callers (never workers) publishing windows; see serveWindows
+	cbFailed  atomic.Bool // a callback (or the Logger) panicked or called Goexit; logged once
+	closeErr  error       // what Close returns; set before closeDone is closed
+	closeDone chan struct{}
 
-	mu        sync.Mutex // guards all below
-	buf       buffer
-	started   bool
-	closed    bool
-	closeDone chan struct{} // closed when Close has finished
-	filling   bool          // a refill is under way: fetch until target
-	target    int           // batchBytes <= target <= capacity; doubles per refill
-	low       int           // target/2: a refill starts when buffered falls below it
-	inflight  int           // bytes of batches being fetched
-	wake      chan struct{} // closed to wake workers; then replaced
-	ready     chan struct{} // closed when data or state changes for waiters; then replaced
-	quotaEnd  time.Time     // quota spent until then (zero: not spent)
-	quotaErr  error         // why the quota is spent, while it is
-	retryAt   time.Time     // no fetch before then, after failures
-	failures  int           // consecutive failed batches
-	lastErr   error
-	fallback  bool            // serving crypto/rand now
-	events    []FallbackEvent // switches not yet delivered, oldest first
-	health    healthState
-	stats     Stats
+	mu       sync.Mutex // guards all below
+	buf      buffer
+	started  bool
+	closed   bool
+	running  int           // workers not yet returned (for Close's error)
+	stopped  chan struct{} // closed when g.Wait returns: every worker has returned
+	filling  bool          // a refill is under way: fetch until target
+	target   int           // the first request <= target <= capacity; doubles per refill
+	low      int           // target/2: a refill starts when the bytes ready fall below it
+	inflight int           // bytes of requests being fetched
+	z        sizing        // the size of the next request (slowstart.go)
+	wake     chan struct{} // closed to wake workers; then replaced
+	ready    chan struct{} // closed when data or state changes for waiters; then replaced
+	quotaEnd time.Time     // quota spent until then (zero: not spent)
+	quotaErr error         // why the quota is spent, while it is
+	retryAt  time.Time     // no fetch before then, after failures
+	failures int           // consecutive failed batches
+	lastErr  error
+	fallback bool            // serving crypto/rand now
+	events   []FallbackEvent // switches not yet delivered, oldest first
+	health   healthState
+	stats    Stats
 
 	// Test seams, nil in production: tap sees every range served from
 	// the buffer at its offset in the stream of pushed bytes (while it is
@@ -191,30 +279,19 @@ type Source struct {
 	served    int64
 }
 
+// closeTimeout is how long Close waits, after cancelling, for workers to
+// return from Upstream.Fetch.
+const closeTimeout = 5 * time.Second
+
 // NewSource returns a Source for cfg. It panics if a Config field can
-// never work (a negative size, Bits outside 1..64, BatchSize above
-// MaxSamples, an unusable BaseURL), naming the field. Runtime trouble (no
-// token, no network, an unusable $QCI_API_URL) never fails construction:
-// it surfaces when bytes are read, as the fallback policy allows.
+// never work, with the message Config.Validate returns (naming the
+// field); call Validate first where a configuration comes from outside
+// the program. Runtime trouble (no token, no network, an unusable
+// $QCI_API_URL) never fails construction: it surfaces when bytes are
+// read, as the fallback policy allows.
 func NewSource(cfg Config) *Source {
-	switch {
-	case cfg.Bits < 0 || cfg.Bits > 64:
-		panic(fmt.Sprintf("qrng: Config.Bits %d outside 1..64", cfg.Bits))
-	case cfg.BatchSize < 0 || cfg.BatchSize > MaxSamples:
-		panic(fmt.Sprintf("qrng: Config.BatchSize %d outside 1..%d", cfg.BatchSize, MaxSamples))
-	case cfg.Workers < 0:
-		panic(fmt.Sprintf("qrng: Config.Workers %d is negative", cfg.Workers))
-	case cfg.BufferSize < 0:
-		panic(fmt.Sprintf("qrng: Config.BufferSize %d is negative", cfg.BufferSize))
-	case cfg.WaitTimeout < 0:
-		panic(fmt.Sprintf("qrng: Config.WaitTimeout %s is negative", cfg.WaitTimeout))
-	case cfg.Fallback < FallbackOnError || cfg.Fallback > FallbackNever:
-		panic(fmt.Sprintf("qrng: Config.Fallback %d is not a FallbackPolicy", int(cfg.Fallback)))
-	}
-	if cfg.BaseURL != "" && cfg.Upstream == nil {
-		if _, err := checkBaseURL(cfg.BaseURL); err != nil {
-			panic("qrng: Config.BaseURL: " + strings.TrimPrefix(err.Error(), "qrng: "))
-		}
+	if err := cfg.Validate(); err != nil {
+		panic(err.Error())
 	}
 	s := &Source{
 		bits:       cmp(cfg.Bits, DefaultBits),
@@ -226,22 +303,24 @@ func NewSource(cfg Config) *Source {
 		log:        cmp(cfg.Logger, slog.Default()),
 		onFallback: cfg.OnFallback,
 		now:        time.Now,
-		cooldown:   time.Second,
+		cooldown:   cmp(cfg.RetryPause, time.Second),
+		closeWait:  closeTimeout,
 		closeDone:  make(chan struct{}),
 		wake:       make(chan struct{}),
 		ready:      make(chan struct{}),
 		onDemand:   cfg.OnDemand,
 	}
-	s.batchN = batchValues(cmp(cfg.BatchSize, 100_000), s.bits)
-	s.batchBytes = s.batchN * s.bits / 8
+	batchN := batchValues(cmp(cfg.BatchSize, 100_000), s.bits)
+	s.batchBytes = batchN * s.bits / 8
 	s.capacity = max(cmp(cfg.BufferSize, 4*s.batchBytes), s.batchBytes)
-	s.target = s.batchBytes
+	s.z = sizing{base: unitBytes(s.bits), unit: unitBytes(s.bits), batch: s.batchBytes}
+	s.target = s.z.unit // set by the first demand
 	s.low = s.target / 2
 	s.health = newHealthState(s.batchBytes, s.bits)
 	if cfg.Upstream != nil {
 		s.up = cfg.Upstream
 	} else {
-		s.svc = newService(cfg, s.bits, s.batchN, s.log)
+		s.svc = newService(cfg, s.bits, s.log)
 		s.svc.now = func() time.Time { return s.now() }
 		s.up, s.client = s.svc, s.svc.client
 		if s.client != nil {
@@ -283,16 +362,17 @@ func (s *Source) Uint64() uint64 {
 		}
 		var b [8]byte
 		k := s.settle(sl, w, end, b[:]) // the window's end: settle withdraws it
-		return s.uint64Slow(&b, k)
+		return s.uint64Slow(sl, &b, k)
 	}
 	var b [8]byte
-	return s.uint64Slow(&b, 0)
+	return s.uint64Slow(sl, &b, 0)
 }
 
-// uint64Slow completes a value whose first k bytes are in b.
-func (s *Source) uint64Slow(b *[8]byte, k int) uint64 {
+// uint64Slow completes a value whose first k bytes are in b; sl is the
+// caller's slot.
+func (s *Source) uint64Slow(sl *slot, b *[8]byte, k int) uint64 {
 	if k < 8 {
-		k += s.serveWindows(b[k:])
+		k += s.serveWindows(sl, b[k:])
 	}
 	if k < 8 {
 		n, err := s.read(context.Background(), b[k:])
@@ -309,28 +389,46 @@ func (s *Source) uint64Slow(b *[8]byte, k int) uint64 {
 	return v
 }
 
-// Close stops the workers, waits for them, and erases the buffer. Requests
-// in flight are cancelled, so Close returns promptly. After Close, Read
-// returns ErrClosed and Uint64 panics with it, whatever the fallback
-// policy. Close is idempotent and always returns nil; every call, even a
-// concurrent one, returns only once the workers have stopped and the
-// buffer is erased.
+// Close stops the workers, waits for them, and erases the buffer.
+// Requests in flight are cancelled, so Close returns promptly. After
+// Close, Read returns ErrClosed and Uint64 panics with it, whatever the
+// fallback policy. Close is idempotent; every call, even a concurrent
+// one, returns only once the workers have stopped (or Close has given up
+// on them, below) and the buffer is erased, and returns the same error.
+//
+// A worker stuck in a Config.Upstream's Fetch that ignores its context
+// is the one exception to "no goroutine outlives Close": Close waits for
+// it at most 5 s after cancelling, then returns an error saying how many
+// Fetch calls are still running. Such a worker, when its Fetch returns,
+// erases what it got and stops; nothing it fetched is served. Close
+// returns nil otherwise.
 func (s *Source) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		done := s.closeDone
 		s.mu.Unlock()
 		<-done
-		return nil
+		return s.closeErr
 	}
 	s.closed = true
 	s.reclaimLocked() // no claim succeeds from here on
 	s.broadcastLocked()
 	started := s.started
 	s.mu.Unlock()
+	var err error
 	if started {
 		s.cancel()
-		s.g.Wait()
+		t := time.NewTimer(s.closeWait)
+		select {
+		case <-s.stopped:
+		case <-t.C:
+			s.mu.Lock()
+			stuck := s.running
+			s.mu.Unlock()
+			err = fmt.Errorf("qrng: Close gave up after %s: %d Upstream Fetch call(s) ignore the cancelled context and still run; "+
+				"what they return will be erased, not served", s.closeWait, stuck)
+		}
+		t.Stop()
 	}
 	s.mu.Lock()
 	s.buf.erase() // the windows were reclaimed above; none is published after Close
@@ -338,8 +436,9 @@ func (s *Source) Close() error {
 	if s.client != nil {
 		s.client.closeIdle()
 	}
+	s.closeErr = err
 	close(s.closeDone)
-	return nil
+	return err
 }
 
 // Stats returns a snapshot of the Source's counters.
@@ -364,6 +463,18 @@ func (s *Source) Stats() Stats {
 	return st
 }
 
+// readyLocked counts the bytes ready to serve: buffered, and unclaimed in
+// windows. Refills start when they fall below half the target, and a
+// worker starts a request only while they plus the bytes in flight are
+// below the target, so bytes left in the windows of other slots (which a
+// caller takes through the general path) are never refetched. The fast
+// paths never look at the level; a window is at most a quarter of the
+// target (see publishLocked), so that at most that much is used up
+// between two looks.
+func (s *Source) readyLocked() int {
+	return s.buf.n + s.unclaimedLocked()
+}
+
 // startLocked launches the workers on first use.
 func (s *Source) startLocked() {
 	if s.started || s.closed {
@@ -371,30 +482,38 @@ func (s *Source) startLocked() {
 	}
 	s.started = true
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.running = s.workers
+	s.stopped = make(chan struct{})
 	var gctx context.Context
 	s.g, gctx = errgroup.WithContext(s.ctx)
 	s.g.SetLimit(s.workers)
 	for range s.workers {
-		s.g.Go(func() error { return s.worker(gctx) })
+		s.g.Go(func() error { s.worker(gctx); return nil })
 	}
+	// Close waits on stopped, not on g.Wait, so that a Fetch that ignores
+	// its context cannot hold Close for ever (see Close).
+	g, stopped := s.g, s.stopped
+	go func() { g.Wait(); close(stopped) }()
 }
 
-// kickLocked asks the workers to refill if the buffer is low. waiting says
-// whether a caller found the buffer empty (the only trigger under
-// OnDemand); such a caller also wakes workers that a refill left idle (after
-// a quota stop or a cooldown), provided a fetch may start now.
+// kickLocked asks the workers to refill if the bytes ready are low (below
+// half the target; see readyLocked). waiting says whether a caller found the buffer empty (the only trigger
+// under OnDemand); such a caller also wakes workers that a refill left
+// idle (after a quota stop or a cooldown), provided a fetch may start now.
 //
-// Depth follows demand: the target doubles, up to BufferSize, each time a
-// refill starts and each time a caller finds the buffer empty, so a reader
-// faster than one fetch at a time soon has every worker fetching.
+// Depth follows demand: the target doubles (to at least the next
+// request's size), up to BufferSize, each time a refill starts and each
+// time a caller finds the buffer empty, so a reader faster than one fetch
+// at a time soon has every worker fetching.
 func (s *Source) kickLocked(waiting bool) {
-	if s.closed || (!waiting && (s.onDemand || s.buf.n >= s.low)) {
+	if s.closed || (!waiting && (s.onDemand || s.readyLocked() >= s.low)) {
 		return // a waiting caller found the buffer empty: always below the mark
 	}
 	s.startLocked()
 	grew := false
 	if !s.onDemand && s.stats.QuantumBytes > 0 && (waiting || !s.filling) && s.target < s.capacity {
-		s.target = min(2*s.target, s.capacity) // demand is real: prefetch deeper
+		// Demand is real: prefetch deeper, and at least one request deep.
+		s.target = min(max(2*s.target, s.z.next), s.capacity)
 		s.low = s.target / 2
 		grew = true
 	}
@@ -409,6 +528,16 @@ func (s *Source) kickLocked(waiting bool) {
 	s.filling = true
 	close(s.wake)
 	s.wake = make(chan struct{})
+}
+
+// demandLocked records that a caller finds the buffer empty and needs
+// need more bytes: the next request brings at least that much (within
+// the batch size), and the first demand sets the first target.
+func (s *Source) demandLocked(need int) {
+	if s.z.demand(need) {
+		s.target = min(max(s.z.next, s.target), s.capacity)
+		s.low = s.target / 2
+	}
 }
 
 // broadcastLocked wakes waiting callers and workers.
@@ -431,14 +560,19 @@ func (s *Source) blockedLocked(now time.Time) (quota, cooling bool) {
 }
 
 // worker fetches batches while a refill is wanted, until ctx ends.
-func (s *Source) worker(ctx context.Context) error {
+func (s *Source) worker(ctx context.Context) {
+	defer func() {
+		s.mu.Lock()
+		s.running--
+		s.mu.Unlock()
+	}()
 	for {
 		s.mu.Lock()
 		quota, cooling := s.blockedLocked(s.now())
 		want := s.filling && !s.closed && !quota && !cooling &&
-			s.buf.n+s.inflight < s.target
+			s.readyLocked()+s.inflight < s.target
 		if !want {
-			if s.buf.n+s.inflight >= s.target {
+			if s.readyLocked()+s.inflight >= s.target {
 				s.filling = false
 			}
 			wake := s.wake
@@ -458,22 +592,28 @@ func (s *Source) worker(ctx context.Context) error {
 				timer.Stop()
 			}
 			if ctx.Err() != nil {
-				return nil
+				return
 			}
 			continue
 		}
-		s.inflight += s.batchBytes
-		chunk := s.buf.chunk(s.batchBytes)
+		if u, ok := s.up.(interface{ FetchUnit() int }); ok {
+			s.z.fit(u.FetchUnit()) // a pool's chunks: ask for whole ones
+		}
+		size := s.z.take()
+		s.inflight += size
+		chunk := s.buf.chunk(size)
 		s.mu.Unlock()
 
 		batch, err := s.fetchBatch(ctx, chunk)
+		delivered := len(batch)
 		var anchors []replay.Fingerprint
 		if err == nil {
 			anchors, err = s.health.test(batch) // outside the lock: it reads the whole batch
 		}
 
 		s.mu.Lock()
-		s.inflight -= s.batchBytes
+		s.inflight -= size
+		s.stats.FetchedBytes += int64(delivered)
 		if err == nil {
 			err = s.health.remember(anchors)
 		}
@@ -482,10 +622,11 @@ func (s *Source) worker(ctx context.Context) error {
 			s.buf.recycle(chunk)
 		case err != nil:
 			s.buf.recycle(chunk)
-			s.failedLocked(err)
+			s.failedLocked(err, size)
 		default:
 			s.failures = 0
 			s.retryAt = time.Time{}
+			s.z.succeeded(size)
 			if s.onPush != nil {
 				s.onPush(batch)
 			}
@@ -501,8 +642,13 @@ func (s *Source) worker(ctx context.Context) error {
 }
 
 // fetchBatch asks the upstream for one batch in chunk and returns the
-// bytes it wrote.
-func (s *Source) fetchBatch(ctx context.Context, chunk []byte) ([]byte, error) {
+// bytes it wrote. A panic in Fetch is a failed batch, not a dead process.
+func (s *Source) fetchBatch(ctx context.Context, chunk []byte) (batch []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			batch, err = nil, fmt.Errorf("qrng: the upstream's Fetch panicked: %.200s", fmt.Sprint(r))
+		}
+	}()
 	n, err := s.up.Fetch(ctx, chunk)
 	switch {
 	case err != nil:
@@ -514,8 +660,9 @@ func (s *Source) fetchBatch(ctx context.Context, chunk []byte) ([]byte, error) {
 	return chunk[:n], nil
 }
 
-// failedLocked records a failed batch and when to try again.
-func (s *Source) failedLocked(err error) {
+// failedLocked records a failed request of size bytes and when to try
+// again.
+func (s *Source) failedLocked(err error, size int) {
 	if s.closed || s.ctx.Err() != nil {
 		return
 	}
@@ -531,6 +678,9 @@ func (s *Source) failedLocked(err error) {
 		return
 	}
 	s.lastErr = err
+	if isTooSlow(s.ctx, err) && s.z.tooSlow(size) {
+		return // too big for the service's pace: a smaller request goes out at once
+	}
 	s.failures++
 	if isBadAnswer(err) {
 		if isRejected(err) {

@@ -3,6 +3,7 @@ package qrng
 import (
 	"bytes"
 	"context"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -73,7 +74,10 @@ func TestDropInRandNew(t *testing.T) {
 	assert.ElementsMatch(t, []int{1, 2, 3, 4, 5}, deck)
 
 	// The values came from the server: a replay of its stream through a
-	// plain byte source gives the same results for the same calls.
+	// plain byte source gives the same results for the same calls. (Read
+	// on, so that the server has sent enough of its stream for the replay.)
+	_, err := io.ReadFull(src, make([]byte, 4096))
+	require.NoError(t, err)
 	st := src.Stats()
 	assert.Positive(t, st.QuantumBytes)
 	assert.Zero(t, st.FallbackBytes)
@@ -134,8 +138,9 @@ func TestConcurrentReadsServeEachByteOnce(t *testing.T) {
 	var mu sync.Mutex
 	var ranges []served
 	var pushed []byte
+	var starts []int // where each pushed batch starts in pushed (batches grow: slow start)
 	src.tap = func(off int64, p []byte) { ranges = append(ranges, served{off, append([]byte(nil), p...)}) }
-	src.onPush = func(p []byte) { pushed = append(pushed, p...) }
+	src.onPush = func(p []byte) { starts = append(starts, len(pushed)); pushed = append(pushed, p...) }
 
 	goroutines, reads := 100, 1000
 	if testing.Short() {
@@ -190,7 +195,7 @@ func TestConcurrentReadsServeEachByteOnce(t *testing.T) {
 	for _, b := range batches {
 		byFirst[b[0]] = b
 	}
-	for off := 0; off < len(pushed); off += 8192 * 8 {
+	for _, off := range starts {
 		first := bitpack.Unpack(pushed[off:off+8], 64, 1)[0]
 		b, ok := byFirst[first]
 		require.True(t, ok, "pushed batch at %d comes from the server", off)
@@ -397,23 +402,47 @@ func TestServedBytesAreErased(t *testing.T) {
 	assert.Zero(t, b.len())
 }
 
+// Latency is hidden once requests are full batches. During the slow
+// start a request is small, so a reader may wait for each of the first
+// few (one wait per request at most); after that, never.
 func TestSteadyReaderWaitsOnlyForFirstFill(t *testing.T) {
-	srv := newServer(t, qrngtest.Options{})
+	srv := newServer(t, qrngtest.Options{Record: true})
 	srv.Inject(qrngtest.Fault{Latency: 20 * time.Millisecond, Times: -1})
-	// A batch is 16,384 bytes and takes 20 ms; the reader takes 200 bytes
-	// every 5 ms (40 kB/s), far below the fetch rate (~800 kB/s), so a
-	// loaded machine has a twentyfold margin.
+	// A full batch is 16,384 bytes and takes 20 ms; the reader takes 200
+	// bytes every 10 ms (20 kB/s), far below the fetch rate of full
+	// batches (~800 kB/s). Once the target is BufferSize (two batches), a
+	// refill starts with at least a quarter of it, 8 KiB, still ready:
+	// 400 ms of reading for a 20 ms request.
 	src := newTestSource(t, srv, Config{BatchSize: 8192, Workers: 1, BufferSize: 32768})
 	p := make([]byte, 200)
-	for range 300 { // 60,000 bytes: several refills
+	read := func() {
 		_, err := src.Read(p)
 		require.NoError(t, err)
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
+	}
+	full := func() int {
+		n := 0
+		for _, b := range srv.Batches() {
+			if len(b) == 8192 {
+				n++
+			}
+		}
+		return n
+	}
+	for i := 0; full() < 2; i++ {
+		require.Less(t, i, 2000, "requests never reached the batch size")
+		read()
+	}
+	ramp := srv.Counters().RandomRequests // 512 B, 1 KiB, ... 16 KiB, and one more full batch
+	waits := src.Stats().Waits
+	assert.LessOrEqual(t, waits, int64(ramp), "at most one wait per request of the slow start")
+	for range 200 { // 40,000 bytes: refills of full batches
+		read()
 	}
 	st := src.Stats()
-	assert.EqualValues(t, 1, st.Waits, "only the first fill")
+	assert.Equal(t, waits, st.Waits, "no wait once requests are full batches")
 	assert.Zero(t, st.FallbackBytes)
-	assert.GreaterOrEqual(t, srv.Counters().RandomRequests, 4)
+	assert.GreaterOrEqual(t, srv.Counters().RandomRequests, ramp+2)
 }
 
 func TestConfigPanicsNameTheField(t *testing.T) {
@@ -456,7 +485,10 @@ func TestReadSizes(t *testing.T) {
 	assert.EqualValues(t, total, st.QuantumBytes)
 }
 
-func TestFirstFillIsOneBatch(t *testing.T) {
+// The first request is what the first read needs (rounded up to whole
+// health windows), not a batch; refills then ramp the prefetch up, to
+// BufferSize, and never past BufferSize plus one batch.
+func TestFirstFillIsWhatTheFirstReadNeeds(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{})
 	src := newTestSource(t, srv, Config{BatchSize: 1024, Workers: 2})
 	assert.Never(t, func() bool { return srv.Counters() != qrngtest.Counters{} }, 100*time.Millisecond, 10*time.Millisecond,
@@ -464,14 +496,18 @@ func TestFirstFillIsOneBatch(t *testing.T) {
 	_, err := src.Read(make([]byte, 32))
 	require.NoError(t, err)
 	assert.Never(t, func() bool { return srv.Counters().RandomRequests > 1 }, 200*time.Millisecond, 10*time.Millisecond,
-		"a short read costs one batch of quota")
-	assert.Equal(t, 2048-32, src.Stats().Buffered)
+		"a short read costs one request")
+	assert.EqualValues(t, 256*16, srv.Counters().BitsServed, "one window: 256 values of 16 bits")
+	assert.Equal(t, 512-32, src.Stats().Buffered)
 
-	// Draining below half a batch ramps the prefetch up, to BufferSize.
-	_, err = src.Read(make([]byte, 1500))
-	require.NoError(t, err)
+	// Draining below half the target ramps the prefetch up, to BufferSize.
+	for range 20 {
+		_, err = src.Read(make([]byte, 1500))
+		require.NoError(t, err)
+	}
 	require.Eventually(t, func() bool { return src.Stats().Buffered >= 2*2048 }, 5*time.Second, 5*time.Millisecond)
-	assert.LessOrEqual(t, src.Stats().Buffered, 4*2048+2048, "bounded by BufferSize plus a batch")
+	assert.Never(t, func() bool { return src.Stats().Buffered > 4*2048+2048 }, 200*time.Millisecond, 5*time.Millisecond,
+		"bounded by BufferSize plus a batch")
 }
 
 func TestOnDemandFetchesOnlyWhenEmpty(t *testing.T) {
@@ -551,12 +587,18 @@ func TestBatchSizeRoundedToWholeWindows(t *testing.T) {
 		{63, MaxSamples, 999424}, // rounded down where up would pass MaxSamples
 	} {
 		srv := newServer(t, qrngtest.Options{QuotaBits: -1})
-		src := newTestSource(t, srv, Config{Bits: c.bits, BatchSize: c.asked, Workers: 1, OnDemand: true})
-		_, err := src.Read(make([]byte, 1))
+		// FallbackNever and a long WaitTimeout: a slow machine waits for
+		// the 7.9 MB batch rather than fall back.
+		src := newTestSource(t, srv, Config{Bits: c.bits, BatchSize: c.asked, Workers: 1, OnDemand: true,
+			Fallback: FallbackNever, WaitTimeout: 10 * time.Minute})
+		// A read of one byte short of a batch: one request, of the whole
+		// batch (requests are rounded up to whole windows, within it).
+		_, err := src.Read(make([]byte, c.values*c.bits/8-1))
 		require.NoError(t, err)
+		assert.Equal(t, 1, srv.Counters().RandomRequests)
 		assert.EqualValues(t, c.values, srv.Counters().ValuesServed, "bits %d, BatchSize %d", c.bits, c.asked)
 		assert.Zero(t, c.values*c.bits%(8*512), "whole windows")
-		assert.Equal(t, c.values*c.bits/8-1, src.Stats().Buffered, "no bit held back")
+		assert.Equal(t, 1, src.Stats().Buffered, "no bit held back")
 	}
 }
 

@@ -6,9 +6,11 @@ import (
 	"unsafe"
 )
 
-// Lock-free serving. Under the Source's mutex, up to windowSize bytes are
-// cut from the buffer's head into a window and published with an atomic
-// store. A caller claims n bytes with end := w.off.Add(n): the claim is
+// Lock-free serving. Under the Source's mutex, up to windowSize bytes (16
+// KiB; at most a quarter of the prefetch target, so that refills start in
+// time though the fast paths never look at the level) are cut from the
+// buffer's head into a window and published with an atomic store. A
+// caller claims n bytes with end := w.off.Add(n): the claim is
 // [end-n, end). Offsets only grow, so claims are disjoint and each byte has
 // exactly one owner, who copies it out and erases it. A claim that runs
 // past the end owns the part before the end, if any, and takes the rest
@@ -34,7 +36,8 @@ import (
 // without the lock, possibly just after Close returns.
 
 const (
-	windowSize = 16 << 10 // bytes cut from the buffer per window
+	windowSize = 16 << 10 // most bytes cut from the buffer per window
+	minWindow  = 64       // least, while the prefetch target is small (a window is at most a quarter of it)
 	numStripes = 64       // slots once contention is seen, a power of two
 	maxClaim   = 256      // Reads up to this size are served from windows
 	closedOff  = math.MaxInt64 / 2
@@ -161,25 +164,25 @@ func (s *Source) publishLocked(sl *slot) bool {
 		}
 		return false
 	}
-	b := s.buf.carve(windowSize)
+	b := s.buf.carve(min(windowSize, max(minWindow, s.target/4)))
 	w = &window{b: b, base: s.served}
 	s.served += int64(len(b))
 	s.stats.QuantumBytes += int64(len(b)) // counted when cut; Stats subtracts what is unclaimed
 	sl.w.Store(w)
-	if s.buf.n < s.low {
-		s.kickLocked(false)
-	}
+	s.kickLocked(false) // if the bytes ready are below the mark
 	return true
 }
 
 // serveWindows fills p from windows without waiting: it publishes a fresh
-// window in the caller's slot, if the slot's is spent and the buffer has
-// bytes, then claims from it, and so on. It returns how many bytes it
+// window in the caller's slot sl, if the slot's is spent and the buffer
+// has bytes, then claims from it, and so on. It returns how many bytes it
 // served; fewer than len(p) means the general path must finish (buffer
 // empty, or windows not allowed now). Publishing before claiming matters:
 // a caller whose claim ran past a window's end would, by claiming from it
 // again, look like a second caller (and switch the Source to stripes).
-func (s *Source) serveWindows(p []byte) int {
+// The caller computes its slot once per serve; it is computed again only
+// if the Source switched to stripes since.
+func (s *Source) serveWindows(sl *slot, p []byte) int {
 	n := 0
 	for n < len(p) {
 		// Only callers take pubMu (workers never do): a caller that finds
@@ -189,13 +192,16 @@ func (s *Source) serveWindows(p []byte) int {
 			s.collided()
 		}
 		s.mu.Lock()
-		ok := s.publishLocked(s.slotFor())
+		if sl == &s.win && s.stripes.Load() != nil {
+			sl = s.slotFor() // striped since the caller looked: the one window is retired
+		}
+		ok := s.publishLocked(sl)
 		s.mu.Unlock()
 		s.pubMu.Unlock()
 		if !ok {
 			break
 		}
-		n += s.claim(s.slotFor(), p[n:])
+		n += s.claim(sl, p[n:])
 	}
 	return n
 }

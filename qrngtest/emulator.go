@@ -49,6 +49,14 @@ type Options struct {
 	Record bool
 	// Now is the emulator's clock. Default time.Now.
 	Now func() time.Time
+	// Rate, when positive, is how many bits per second the emulated
+	// device produces: a request for n values of b bits is answered
+	// n*b/Rate after it arrives (QCI's device is said to make about
+	// 100,000 bits a second). Each request takes that long on its own,
+	// whatever else is in flight. A request whose context ends first (the
+	// client gave up) gets no answer and is not counted as served.
+	// Default 0: answers come at once.
+	Rate int64
 
 	// The options below make the emulator differ from what this module
 	// assumes about the live service (README, "What is unknown about the
@@ -109,13 +117,13 @@ type Emulator struct {
 }
 
 // New returns an Emulator for opts. It panics if opts is invalid (a
-// negative duration, MaxBits outside 1..64, QuotaStatus outside 400..599),
-// which is a programming error.
+// negative duration or Rate, MaxBits outside 1..64, QuotaStatus outside
+// 400..599), which is a programming error.
 func New(opts Options) *Emulator {
-	if opts.AccessTokenTTL < 0 || opts.MaxBits < 0 || opts.MaxBits > 64 || opts.MaxSamples < 0 ||
+	if opts.AccessTokenTTL < 0 || opts.MaxBits < 0 || opts.MaxBits > 64 || opts.MaxSamples < 0 || opts.Rate < 0 ||
 		opts.QuotaStatus != 0 && (opts.QuotaStatus < 400 || opts.QuotaStatus > 599) {
-		panic(fmt.Sprintf("qrngtest: invalid Options (AccessTokenTTL %s, MaxBits %d, MaxSamples %d, QuotaStatus %d)",
-			opts.AccessTokenTTL, opts.MaxBits, opts.MaxSamples, opts.QuotaStatus))
+		panic(fmt.Sprintf("qrngtest: invalid Options (AccessTokenTTL %s, MaxBits %d, MaxSamples %d, QuotaStatus %d, Rate %d)",
+			opts.AccessTokenTTL, opts.MaxBits, opts.MaxSamples, opts.QuotaStatus, opts.Rate))
 	}
 	if opts.QuotaStatus == 0 {
 		opts.QuotaStatus = http.StatusTooManyRequests
@@ -310,23 +318,33 @@ func (e *Emulator) serveRandom(w http.ResponseWriter, r *http.Request, f Fault) 
 		return
 	}
 	n, bits := int(*req.NSamples), int(*req.NBits)
-	now := e.opts.Now().UTC()
+	if e.overQuota(w, n*bits) {
+		return
+	}
+	if e.opts.Rate > 0 {
+		d := time.Duration(float64(n*bits) / float64(e.opts.Rate) * float64(time.Second))
+		if !e.pause(r, d) {
+			return // the client gave up, or Shutdown: no answer, nothing served
+		}
+	}
 
 	e.mu.Lock()
-	if e.opts.QuotaBits > 0 && e.monthUsage(now)+int64(n*bits) > e.opts.QuotaBits {
+	if e.overQuotaLocked(n * bits) { // again: others may have spent it meanwhile
 		e.mu.Unlock()
-		next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
-		w.Header().Set("Retry-After", strconv.FormatInt(int64(next.Sub(now).Seconds())+1, 10))
-		writeDetail(w, e.opts.QuotaStatus, "monthly quota exceeded: "+strconv.FormatInt(e.opts.QuotaBits, 10)+" bits")
+		e.writeQuotaError(w)
 		return
 	}
 	var values []uint64
-	replayed := f.Replay && e.last != nil && len(e.last) == n
+	replayed := f.Replay && len(e.last) > 0
 	if replayed {
-		values = append([]uint64(nil), e.last...)
+		// The previous batch's values again, from its first: cut to this
+		// request's count, or followed by fresh values.
+		values = append(make([]uint64, 0, n), e.last[:min(n, len(e.last))]...)
+		values = append(values, e.draw(n-len(values), bits, false)...)
 	} else {
 		values = e.draw(n, bits, f.ZeroValues)
 	}
+	now := e.opts.Now().UTC()
 	e.last = values
 	intact := !(replayed || f.Truncate || f.WrongCount != 0 || f.OutOfRange || f.Malformed || f.Endless || f.ZeroValues)
 	e.usage[now.Format(time.DateOnly)] += int64(n * bits)
@@ -340,6 +358,32 @@ func (e *Emulator) serveRandom(w http.ResponseWriter, r *http.Request, f Fault) 
 		f.Wrap = true
 	}
 	e.writeValues(w, r, values, bits, f)
+}
+
+// overQuota answers the quota error if a request of bits would pass the
+// monthly quota, and reports whether it did.
+func (e *Emulator) overQuota(w http.ResponseWriter, bits int) bool {
+	e.mu.Lock()
+	over := e.overQuotaLocked(bits)
+	e.mu.Unlock()
+	if over {
+		e.writeQuotaError(w)
+	}
+	return over
+}
+
+// overQuotaLocked reports whether a request of bits would pass the
+// monthly quota; the caller holds e.mu.
+func (e *Emulator) overQuotaLocked(bits int) bool {
+	return e.opts.QuotaBits > 0 && e.monthUsage(e.opts.Now().UTC())+int64(bits) > e.opts.QuotaBits
+}
+
+// writeQuotaError answers that the monthly quota is spent, until when.
+func (e *Emulator) writeQuotaError(w http.ResponseWriter) {
+	now := e.opts.Now().UTC()
+	next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	w.Header().Set("Retry-After", strconv.FormatInt(int64(next.Sub(now).Seconds())+1, 10))
+	writeDetail(w, e.opts.QuotaStatus, "monthly quota exceeded: "+strconv.FormatInt(e.opts.QuotaBits, 10)+" bits")
 }
 
 // draw makes n values of bits bits; the caller holds e.mu. It draws only

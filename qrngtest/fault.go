@@ -31,7 +31,7 @@ type Fault struct {
 	Malformed  bool // a body that is not a JSON array of integers
 	Endless    bool // an array that never ends
 	ZeroValues bool // every value zero
-	Replay     bool // repeat the previous batch verbatim
+	Replay     bool // repeat the previous batch's values from its first (verbatim for a request of the same count)
 	Wrap       bool // answer {"data": [...]} rather than a bare array
 }
 

@@ -75,6 +75,9 @@ func TestACLUsers(t *testing.T) {
 		{"eval", "return redis.call('lrange', KEYS[1], 0, -1)", 1, "qrng:pool"},
 		{"set", "qrng:alive", "ok"},
 		{"get", "qrng:quota:2026-11"},
+		{"hget", "qrng:pool", "x"},
+		{"hgetall", "qrng:meta"},
+		{"hget", "qrng:ledger:2026-11", "reserved"},
 		{"keys", "*"},
 	} {
 		err := consumer.Do(ctx, cmd...).Err()

@@ -4,44 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/qrng-go/qrng"
 	"github.com/redis/go-redis/v9"
 )
-
-// ErrPoolEmpty: the pool is empty and no filler is running (none has
-// refreshed the pool's liveness key within its heartbeat TTL), so no bytes
-// will come by waiting. It is not a quota error: a Source with
-// FallbackNever returns it and one with FallbackOnError falls back. Its
-// RetryAfter method asks for a pause of one second before the next try.
-var ErrPoolEmpty error = poolEmptyError{}
-
-type poolEmptyError struct{}
-
-func (poolEmptyError) Error() string { return "redispool: pool empty and no filler running" }
-
-// RetryAfter is the pause a Source takes before it tries the pool again.
-func (poolEmptyError) RetryAfter() time.Duration { return time.Second }
-
-// quotaSpentError: the pool is empty and its fillers are stopped by the
-// monthly quota. It matches qrng.ErrQuotaExceeded.
-type quotaSpentError struct{ until time.Time }
-
-func (e *quotaSpentError) Error() string {
-	return "redispool: pool empty and the monthly quota is spent until " + e.until.UTC().Format(time.RFC3339)
-}
-
-func (e *quotaSpentError) Is(target error) bool { return target == qrng.ErrQuotaExceeded }
-
-// RetryAfter is the time left until the quota renews, but at most a
-// minute, the pace at which fillers look again (an operator may raise the
-// quota).
-func (e *quotaSpentError) RetryAfter() time.Duration {
-	return max(0, min(time.Until(e.until), quotaRecheck))
-}
 
 // ConsumerConfig configures a Consumer. Every zero field means its default.
 type ConsumerConfig struct {
@@ -52,8 +20,12 @@ type ConsumerConfig struct {
 	// Prefix starts every key of the pool. Default DefaultPrefix ("qrng").
 	Prefix string
 	// ChunkSize is the size of the pool's chunks, as its fillers cut them.
-	// Default DefaultChunkSize. Fetch pops as many chunks as fit in its
-	// buffer; a chunk that does not fit is erased, never kept for later.
+	// Default (0): the pool's, as its first filler recorded it in the
+	// pool's settings (or, where the consumer may not read them, as the
+	// first chunk popped shows). A ChunkSize that differs from the pool's
+	// makes Fetch fail, naming both, before it pops anything where the
+	// settings can be read (after one chunk where they cannot), rather
+	// than popping chunks it cannot serve.
 	ChunkSize int
 	// PollInterval is the longest pause between pops while Fetch waits on
 	// an empty pool that a live filler is refilling. Default 50 ms.
@@ -76,12 +48,16 @@ type ConsumerStats struct {
 // for concurrent use by multiple goroutines; it holds no bytes between
 // calls. The zero value is not usable: make Consumers with NewConsumer.
 type Consumer struct {
-	rdb   Redis
-	keys  keys
-	chunk int
-	poll  time.Duration
+	rdb  Redis
+	keys keys
+	want int // ConsumerConfig.ChunkSize; 0: the pool's
+	poll time.Duration
+
+	size       atomic.Int64 // the pool's chunk size once known; 0 until then
+	metaDenied atomic.Bool  // the pool's settings may not be read: learn from chunks
 
 	afterTake func(popped []string) // test seam: the popped strings, after wiping
+	beforeWhy func()                // test seam: between a pop that found nothing and reading why
 
 	chunks, bytes, discarded, waits atomic.Int64
 }
@@ -91,16 +67,16 @@ var _ qrng.Upstream = (*Consumer)(nil)
 // NewConsumer returns a Consumer for cfg. It does not contact Redis.
 func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	c := &Consumer{
-		rdb:   cfg.Redis,
-		keys:  newKeys(cfg.Prefix),
-		chunk: orDefault(cfg.ChunkSize, DefaultChunkSize),
-		poll:  orDefault(cfg.PollInterval, 50*time.Millisecond),
+		rdb:  cfg.Redis,
+		keys: newKeys(cfg.Prefix),
+		want: cfg.ChunkSize,
+		poll: orDefault(cfg.PollInterval, 50*time.Millisecond),
 	}
 	switch {
 	case cfg.Redis == nil:
 		return nil, errors.New("redispool: ConsumerConfig.Redis is nil")
-	case c.chunk < MinChunkSize || c.chunk > MaxChunkSize:
-		return nil, fmt.Errorf("redispool: ConsumerConfig.ChunkSize %d outside %d..%d", c.chunk, MinChunkSize, MaxChunkSize)
+	case c.want != 0 && (c.want < MinChunkSize || c.want > MaxChunkSize):
+		return nil, fmt.Errorf("redispool: ConsumerConfig.ChunkSize %d outside %d..%d", c.want, MinChunkSize, MaxChunkSize)
 	case cfg.PollInterval < 0:
 		return nil, fmt.Errorf("redispool: ConsumerConfig.PollInterval %s is negative", cfg.PollInterval)
 	}
@@ -108,18 +84,22 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 }
 
 // Fetch pops as many whole chunks as fit in p (at least one), copies them
-// into p and returns how many bytes it copied. It never returns a chunk
-// twice, to this or any other consumer, and does not keep p. A p shorter
-// than a chunk gets the start of one chunk; the rest is erased unserved
-// (counted in ConsumerStats.Discarded).
+// into p and returns how many bytes it copied: it never pops more than it
+// can serve, but for the tail of one chunk when p is shorter than a chunk
+// (the rest is erased unserved, counted in ConsumerStats.Discarded). It
+// never returns a chunk twice, to this or any other consumer, and does
+// not keep p. Until the pool's chunk size is known (see
+// ConsumerConfig.ChunkSize) it pops one chunk.
 //
 // When the pool is empty and some filler is able to fill, Fetch waits
 // for the refill until ctx ends (then it returns ctx.Err()). When the pool
 // is empty and no filler is running, it returns ErrPoolEmpty at once; when
-// the fillers are stopped by the monthly quota, an error matching
-// qrng.ErrQuotaExceeded. Redis failures are returned as errors starting
-// "redispool:"; the Redis client reconnects by itself, so Fetch works
-// again once Redis is back.
+// the fillers are stopped by the monthly quota or by today's share of it,
+// an error matching qrng.ErrQuotaExceeded (and, for the day's share,
+// ErrDailyShareSpent) that says when it renews. It reports either only
+// after a last pop finds the pool still empty. Redis failures are
+// returned as errors starting "redispool:"; the Redis client reconnects
+// by itself, so Fetch works again once Redis is back.
 //
 // The popped chunks are erased from the client's memory once copied: the
 // strings go-redis made from the reply, each over a buffer of its own, are
@@ -129,29 +109,33 @@ func (c *Consumer) Fetch(ctx context.Context, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, errors.New("redispool: Fetch needs a non-empty buffer")
 	}
-	count := int64(max(1, len(p)/c.chunk))
 	pause := 5 * time.Millisecond
 	waited := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		_, vals, err := c.rdb.LMPop(ctx, "left", count, c.keys.pool).Result()
-		if err == nil {
-			if n := c.take(p, vals); n > 0 {
-				return n, nil
-			}
+		n, popped, err := c.pop(ctx, p)
+		if err != nil || n > 0 {
+			return n, err
+		}
+		if popped {
 			continue // only empty strings: nothing to serve
 		}
-		if !errors.Is(err, redis.Nil) {
-			return 0, c.failed(ctx, "pop from", c.keys.pool, err)
+		if c.beforeWhy != nil {
+			c.beforeWhy()
 		}
-		_, err = c.rdb.Get(ctx, c.keys.alive).Result()
-		if errors.Is(err, redis.Nil) {
-			return 0, c.whyEmpty(ctx)
-		}
+		why, err := c.whyEmpty(ctx)
 		if err != nil {
-			return 0, c.failed(ctx, "read", c.keys.alive, err)
+			return 0, err
+		}
+		if why != nil {
+			// Chunks pushed just before the reason was written are there
+			// now: the reason is true only if the pool is still empty.
+			if n, _, err := c.pop(ctx, p); err != nil || n > 0 {
+				return n, err
+			}
+			return 0, why
 		}
 		if !waited {
 			waited = true
@@ -168,45 +152,28 @@ func (c *Consumer) Fetch(ctx context.Context, p []byte) (int, error) {
 	}
 }
 
-// whyEmpty tells an empty pool with no active filler: the quota is spent
-// (the quota key holds when it renews), or nobody is filling.
-func (c *Consumer) whyEmpty(ctx context.Context) error {
+// whyEmpty tells why the pool is empty: nil while a filler can fill (the
+// liveness key is set: wait), else the quota or the day's share (the quota
+// key says which, and when it renews), else ErrPoolEmpty.
+func (c *Consumer) whyEmpty(ctx context.Context) (error, error) {
+	_, err := c.rdb.Get(ctx, c.keys.alive).Result()
+	switch {
+	case err == nil:
+		return nil, nil
+	case !errors.Is(err, redis.Nil):
+		return nil, c.failed(ctx, "read", c.keys.alive, err)
+	}
 	v, err := c.rdb.Get(ctx, c.keys.spent).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return ErrPoolEmpty
+		return ErrPoolEmpty, nil
 	case err != nil:
-		return c.failed(ctx, "read", c.keys.spent, err)
+		return nil, c.failed(ctx, "read", c.keys.spent, err)
 	}
-	if sec, err := strconv.ParseInt(v, 10, 64); err == nil && time.Now().Unix() < sec {
-		return &quotaSpentError{until: time.Unix(sec, 0)}
+	if e, ok := parseSpent(v); ok {
+		return e, nil
 	}
-	return ErrPoolEmpty
-}
-
-// take copies the popped chunks into p, erasing each, and returns the
-// bytes copied. Bytes that do not fit are erased unserved.
-func (c *Consumer) take(p []byte, vals []string) int {
-	var popped []string
-	if c.afterTake != nil {
-		popped = append(popped, vals...)
-	}
-	n := 0
-	for i, v := range vals {
-		k := copy(p[n:], v)
-		n += k
-		if k < len(v) {
-			c.discarded.Add(int64(len(v) - k))
-		}
-		wipe(v)
-		vals[i] = ""
-	}
-	if c.afterTake != nil {
-		c.afterTake(popped)
-	}
-	c.chunks.Add(int64(len(vals)))
-	c.bytes.Add(int64(n))
-	return n
+	return ErrPoolEmpty, nil
 }
 
 // failed wraps a Redis error, or returns ctx's error if ctx ended.

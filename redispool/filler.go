@@ -7,19 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/qrng-go/qrng"
-	"github.com/qrng-go/qrng/internal/bitpack"
 	"github.com/qrng-go/qrng/internal/health"
 	"github.com/qrng-go/qrng/internal/replay"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 )
 
 // Sizes of chunks, the unit a consumer takes from the pool.
@@ -29,12 +27,12 @@ const (
 	MaxChunkSize     = 64 << 10
 )
 
-// DefaultTarget is the pool's default high mark in bytes.
-const DefaultTarget = 64 << 20
+// DefaultTarget is the pool's default high mark in bytes: 2 MiB, about
+// half of a day's even share of a fresh month's quota (10^9 bits over 31
+// days is 4.03 MB a day).
+const DefaultTarget = 2 << 20
 
 const (
-	pushMarkerTTL  = 5 * time.Minute  // how long a batch's push marker lives
-	pushTimeout    = 30 * time.Second // one push, which completes even after a stop
 	leaveTimeout   = 5 * time.Second
 	quotaRecheck   = time.Minute // how often a filler stopped by the quota looks again
 	maxRetryAfter  = 10 * time.Minute
@@ -43,7 +41,10 @@ const (
 
 // FillerConfig configures a Filler. Every zero field means its default.
 type FillerConfig struct {
-	// Redis holds the pool. Required.
+	// Redis holds the pool. Required. It must not evict the pool's keys:
+	// Run refuses a Redis whose maxmemory-policy is not noeviction (when
+	// maxmemory is set), or whose maxmemory leaves too little room for
+	// Target (see the package documentation, "Redis settings").
 	Redis Redis
 	// Prefix starts every key of the pool. Default DefaultPrefix ("qrng").
 	Prefix string
@@ -57,30 +58,46 @@ type FillerConfig struct {
 	// HTTPClient sends the requests. Default: a client of the Filler's own.
 	HTTPClient *http.Client
 
-	// Bits is the width of each value requested, 1..64. Default 16.
+	// Bits is the width of each value requested, 1..64. Default 16. The
+	// first filler of a pool records it; every other must use the same.
 	Bits int
 	// BatchSize is the number of values per request. Default 100,000. It
 	// is rounded up so that each batch is a whole number of chunks (and
 	// down, if need be, to stay within qrng.MaxSamples).
 	BatchSize int
 	// ChunkSize is the size of each chunk in bytes, MinChunkSize (512) to
-	// MaxChunkSize (64 KiB). Default DefaultChunkSize (16 KiB). Every filler
-	// and consumer of a pool should use the same size.
+	// MaxChunkSize (64 KiB). Default DefaultChunkSize (16 KiB). The first
+	// filler of a pool records it, for consumers too; every other filler
+	// must use the same.
 	ChunkSize int
 	// Target is the pool's high mark in bytes: a top-up fills the pool up
-	// to it. Default DefaultTarget (64 MiB); at least one chunk.
+	// to it. Default DefaultTarget (2 MiB); at least one chunk.
 	Target int64
 	// LowMark is the pool's low mark in bytes: a top-up starts when the
 	// pool holds less. Default Target/2; at most Target.
 	LowMark int64
 	// QuotaBits is the monthly allowance shared by every filler of the
 	// pool, in bits. Default qrng.DefaultQuotaBits; negative: count, but
-	// never refuse. It must cover at least one batch.
+	// never refuse. It must cover at least one batch. The first filler of
+	// a pool records it; every other must use the same.
 	QuotaBits int64
-	// SkipUsageSync, when set, starts a month's counter at zero. By
-	// default, a filler that finds the counter missing (a new month, or
-	// Redis restarted without persistence) first raises it to the
-	// service's own count for the month (Client.Usage).
+	// DailyBits is what all the fillers of the pool together may reserve
+	// in one UTC day (of the Redis server's clock), in bits. Default (0):
+	// an even share of what remains of the month, that is the quota left
+	// at the start of the day divided by the UTC days left, today
+	// included, so that consumers who pull hard find the pool empty for
+	// the rest of the day rather than spending the month. Negative: no
+	// daily limit (the month may be spent in a day); positive: that many
+	// bits a day. Without a monthly limit the default means no daily
+	// limit. The first filler of a pool records it; every other must use
+	// the same.
+	DailyBits int64
+	// SkipUsageSync, when set, never asks the service for its usage: a
+	// missing month's counter (a new month, or Redis restarted without
+	// persistence) starts at zero. By default a filler raises the month's
+	// counter to the service's own count (Client.Usage) when it starts and
+	// whenever Redis may have lost data, and reserves nothing until that
+	// count is known.
 	SkipUsageSync bool
 	// Workers is the number of concurrent requests. Default 2.
 	Workers int
@@ -97,9 +114,12 @@ type FillerConfig struct {
 	PollInterval time.Duration
 	// MaxBackoff caps the pause after failures. Default 30 s.
 	MaxBackoff time.Duration
-	// Logger receives top-ups (Info) and trouble (Warn). Default:
+	// Logger receives top-ups (Info) and trouble (Warn, Error). Default:
 	// slog.Default(). Tokens and random bytes are never logged.
 	Logger *slog.Logger
+	// OnStart, if set, is called once by each Run when filling starts
+	// (Redis checked, the month's count known), with the pool's budget.
+	OnStart func(Budget)
 }
 
 // FillerStats is a snapshot of a Filler's counters.
@@ -108,28 +128,32 @@ type FillerStats struct {
 	Chunks       int64 // chunks pushed
 	Rejected     int64 // batches refused by the health tests or the replay check
 	Failures     int64 // requests that gave no usable batch (rejected ones included)
-	PushErrors   int64 // batches dropped because the push failed
+	PushErrors   int64 // batches dropped because no push got through
+	PushRetries  int64 // pushes sent again (same batch marker) after a failure
 	RefundedBits int64 // bits given back to the shared meter (requests with no answer)
+	Syncs        int64 // times the month's count was taken from the service's usage
 	QuotaBlocked bool  // filling is paused because the monthly quota is spent
+	DailyBlocked bool  // filling is paused because today's share is spent
 }
 
 // A Filler keeps a pool in Redis topped up with health-checked chunks of
 // random bytes from the uQRNG service, reserving every request's bits on
-// the pool's shared monthly quota meter first. Several Fillers (for
-// availability) may fill one pool: between them they never exceed the
-// quota.
+// the pool's shared quota meter first. Several Fillers (for availability)
+// may fill one pool: between them they never exceed the monthly quota nor,
+// unless told otherwise, the day's even share of it.
 //
 // A Filler's methods are safe for concurrent use, though Run runs once at
 // a time. The zero value is not usable: make Fillers with NewFiller.
 type Filler struct {
-	rdb    Redis
-	keys   keys
-	client *qrng.Client
-	meter  meter
-	log    *slog.Logger
-	id     string
-	info   string
-	tester health.Tester
+	rdb     Redis
+	keys    keys
+	client  *qrng.Client
+	meter   meter
+	log     *slog.Logger
+	onStart func(Budget)
+	id      string
+	info    string
+	tester  health.Tester
 	// ownTransport is the HTTP transport the Filler made (no HTTPClient
 	// given), whose idle connections Run closes on its way out.
 	ownTransport *http.Transport
@@ -148,27 +172,33 @@ type Filler struct {
 	high, low   int64 // marks, in chunks
 
 	// Test seams.
-	now         func() time.Time
-	baseBackoff time.Duration
-	recheck     time.Duration
-	beforePush  func()              // runs between the checks and the push
-	afterPush   func(erased []byte) // sees the batch buffer after it is erased
+	now           func() time.Time
+	baseBackoff   time.Duration
+	recheck       time.Duration
+	beforePush    func()                       // runs between the checks and the push
+	afterPush     func(erased []byte)          // sees the batch buffer after it is erased
+	beforeReserve func(token string)           // runs before each reservation is sent (one worker)
+	beforeRefund  func(token string)           // runs before each refund is sent (one worker)
+	pushFailed    func(attempt int, err error) // sees each failed push
 
 	running atomic.Bool
 	beatMu  sync.Mutex // one beat at a time, so the last state computed is the last written
+	syncs   singleflight.Group
 
-	mu         sync.Mutex // guards everything below
-	filling    bool       // a top-up is under way
-	inflight   int64      // chunks being fetched
-	top        topUp
-	quotaBlock bool          // the last reservation was refused
-	quotaEnd   time.Time     // when the month (or the service's refusal) ends
-	quotaRetry time.Time     // when to try reserving again
-	lastUsed   int64         // the month's count at the last reservation
-	redisDown  bool          // the last Redis call failed
-	beaten     string        // the state of the last heartbeat
-	replay     *replay.Index // anchors of the recent batches, as a qrng.Source keeps them
-	stats      FillerStats
+	mu        sync.Mutex // guards everything below
+	filling   bool       // a top-up is under way
+	inflight  int64      // chunks being fetched
+	top       topUp
+	block     block                  // why filling is paused, if it is
+	clock     serverClock            // the Redis server's clock, as last seen
+	fl        monthFloors            // what the meter must at least hold
+	own       map[string]reservation // this filler's reservations in flight, by token
+	lastUsed  int64                  // the month's count at the last reservation
+	evicted   int64                  // Redis's evicted_keys at the last heartbeat; -1 before the first
+	redisDown bool                   // the last Redis call failed
+	beaten    string                 // the state of the last heartbeat
+	replay    *replay.Index          // anchors of the recent batches, as a qrng.Source keeps them
+	stats     FillerStats
 }
 
 // topUp is one top-up, from the low mark to the high mark, for its log line.
@@ -188,6 +218,7 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 		rdb:         cfg.Redis,
 		keys:        newKeys(cfg.Prefix),
 		log:         cfg.Logger,
+		onStart:     cfg.OnStart,
 		id:          cfg.ID,
 		noSync:      cfg.SkipUsageSync,
 		workers:     orDefault(cfg.Workers, 2),
@@ -199,6 +230,8 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 		now:         time.Now,
 		baseBackoff: defaultBackoff,
 		recheck:     quotaRecheck,
+		own:         map[string]reservation{},
+		evicted:     -1,
 	}
 	switch {
 	case cfg.Bits < 0 || cfg.Bits > 64:
@@ -245,7 +278,10 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 	if limit >= 0 && limit < f.batchBits {
 		return nil, fmt.Errorf("redispool: FillerConfig.QuotaBits %d is less than one batch (%d values of %d bits)", limit, f.batchN, f.bits)
 	}
-	f.meter = meter{rdb: f.rdb, keys: f.keys, limit: limit}
+	if cfg.DailyBits > 0 && cfg.DailyBits < f.batchBits {
+		return nil, fmt.Errorf("redispool: FillerConfig.DailyBits %d is less than one batch (%d values of %d bits)", cfg.DailyBits, f.batchN, f.bits)
+	}
+	f.meter = meter{rdb: f.rdb, keys: f.keys, limit: limit, daily: cfg.DailyBits}
 
 	hc, own := observingClient(cfg.HTTPClient)
 	f.ownTransport = own
@@ -297,434 +333,95 @@ func (f *Filler) Stats() FillerStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.stats
-	st.QuotaBlocked = f.quotaBlock
+	st.QuotaBlocked = f.block.kind == blockQuota
+	st.DailyBlocked = f.block.kind == blockDaily
 	return st
 }
 
 // Run fills the pool until ctx ends, then returns nil. A batch already
 // fetched when ctx ends is still pushed, whole; requests in flight are
-// cancelled (their bits are given back unless a 200 answer had begun). On its way out Run removes the filler's heartbeat. Run fails at
-// once if Redis cannot be reached when it starts, and later only for
-// failures that retrying cannot mend (no token, token refused, request
-// refused); other trouble (Redis or the service down, bad batches) is
-// logged and retried with backoff.
+// cancelled (their bits are given back unless a 200 answer had begun). On
+// its way out Run removes the filler's heartbeat.
+//
+// Run fails at once, before spending anything, if Redis cannot be reached
+// when it starts, if its settings would lose the pool (an eviction policy,
+// too small a maxmemory), or if the pool was set up with another chunk
+// size, bit width, quota or daily rule; later it fails only for failures
+// that retrying cannot mend (no token, token refused, request refused,
+// Redis out of memory or evicting the pool, another filler's settings);
+// other trouble (Redis or the service down, bad batches) is logged and
+// retried with backoff.
 func (f *Filler) Run(ctx context.Context) error {
 	if !f.running.CompareAndSwap(false, true) {
 		return errors.New("redispool: Filler.Run is already running")
 	}
 	defer f.running.Store(false)
+	if err := f.checkRedis(ctx, true); err != nil {
+		return fmt.Errorf("redispool: filler %s: %w", f.id, err)
+	}
 	if err := f.beat(ctx); err != nil {
 		return fmt.Errorf("redispool: filler %s: %w", f.id, err)
 	}
 	f.prune(ctx)
-	f.log.Info("redispool: filler started", "filler", f.id, "pool", f.keys.pool,
-		"chunk_bytes", f.chunk, "batch_values", f.batchN, "bits", f.bits,
-		"target_bytes", f.high*int64(f.chunk), "low_bytes", f.low*int64(f.chunk), "quota_bits", f.meter.limit)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { f.heartbeat(gctx); return nil })
-	for range f.workers {
-		g.Go(func() error { return f.worker(gctx) })
-	}
+	g.Go(func() error { return f.heartbeat(gctx) })
+	g.Go(func() error {
+		// The workers start once the month's count is known: until then
+		// they could reserve nothing, and OnStart sees the budget before
+		// this filler spends.
+		if err := f.start(gctx); err != nil {
+			return err
+		}
+		for range f.workers {
+			g.Go(func() error { return f.worker(gctx) })
+		}
+		return nil
+	})
 	err := g.Wait()
 
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
 	defer cancel()
-	if lerr := leaveScript.Run(lctx, f.rdb, []string{f.keys.filler(f.id), f.keys.fillers, f.keys.alive, f.keys.active, f.keys.spent}, f.id).Err(); lerr != nil {
-		f.log.Warn("redispool: could not remove the heartbeat; it expires by itself", "filler", f.id, "error", lerr.Error())
-	}
+	f.leave(lctx)
 	if f.ownTransport != nil {
 		f.ownTransport.CloseIdleConnections()
 	}
 	f.log.Info("redispool: filler stopped", "filler", f.id)
-	return err
-}
-
-// beat refreshes the heartbeat, the liveness or quota key and the pool's
-// metadata.
-func (f *Filler) beat(ctx context.Context) error {
-	f.beatMu.Lock()
-	defer f.beatMu.Unlock()
-	state := f.state()
-	err := heartbeatScript.Run(ctx, f.rdb,
-		[]string{f.keys.filler(f.id), f.keys.fillers, f.keys.alive, f.keys.meta, f.keys.spent, f.keys.active},
-		f.ttl.Milliseconds(), f.id, f.info, state, f.chunk, f.bits, f.meter.limit).Err()
 	if err != nil {
-		return fmt.Errorf("redispool: heartbeat on %s: %w", f.keys.filler(f.id), err)
+		return fmt.Errorf("redispool: filler %s stopped: %w", f.id, err)
 	}
-	f.mu.Lock()
-	f.beaten = state
-	f.mu.Unlock()
 	return nil
 }
 
-// state is what the heartbeat says: "ok" while the filler can fill (or
-// has a batch in flight), "quota <unix seconds>" while the quota stops it.
-func (f *Filler) state() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.stateLocked()
-}
-
-func (f *Filler) stateLocked() string {
-	if f.quotaBlock && f.inflight == 0 && f.now().Before(f.quotaEnd) {
-		return "quota " + strconv.FormatInt(f.quotaEnd.Unix(), 10)
-	}
-	return "ok"
-}
-
-// announce beats at once if the state changed since the last beat, so
-// consumers learn of a quota stop (or its end) without waiting.
-func (f *Filler) announce(ctx context.Context) {
-	f.mu.Lock()
-	changed := f.stateLocked() != f.beaten
-	f.mu.Unlock()
-	if changed {
-		f.beat(ctx)
-	}
-}
-
-func (f *Filler) heartbeat(ctx context.Context) {
-	t := time.NewTicker(f.ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		f.redisResult(ctx, f.beat(ctx))
-	}
-}
-
-// prune drops from the sets of fillers and active fillers the ids whose
-// heartbeat has expired (fillers that were killed rather than stopped).
-func (f *Filler) prune(ctx context.Context) {
-	for _, set := range []string{f.keys.fillers, f.keys.active} {
-		ids, err := f.rdb.SMembers(ctx, set).Result()
-		if err != nil {
-			return
-		}
-		for _, id := range ids {
-			if n, err := f.rdb.Exists(ctx, f.keys.filler(id)).Result(); err == nil && n == 0 {
-				f.rdb.SRem(ctx, set, id)
-			}
-		}
-	}
-}
-
-// redisResult logs Redis trouble once when it starts and once when it ends.
-func (f *Filler) redisResult(ctx context.Context, err error) {
-	if ctx.Err() != nil {
-		return
-	}
-	f.mu.Lock()
-	was := f.redisDown
-	f.redisDown = err != nil
-	f.mu.Unlock()
-	switch {
-	case err != nil && !was:
-		f.log.Warn("redispool: Redis unreachable; filling paused", "filler", f.id, "error", err.Error())
-	case err == nil && was:
-		f.log.Info("redispool: Redis reachable again", "filler", f.id)
-	}
-}
-
-// worker fetches batches while a top-up is wanted, until ctx ends.
-func (f *Filler) worker(ctx context.Context) error {
-	buf := make([]byte, 0, f.batchBytes)
-	failures := 0
-	for ctx.Err() == nil {
-		if d := f.quotaPause(); d > 0 {
-			sleepCtx(ctx, d)
-			continue
-		}
-		fetch, err := f.plan(ctx)
-		f.redisResult(ctx, err)
-		if err != nil {
-			failures++
-			sleepCtx(ctx, f.backoff(failures, nil))
-			continue
-		}
-		if !fetch {
-			sleepCtx(ctx, f.poll)
-			continue
-		}
-		err = f.fillOne(ctx, buf)
-		f.mu.Lock()
-		f.inflight -= int64(f.batchChunks)
-		f.mu.Unlock()
-		f.announce(ctx)
-		switch {
-		case err == nil:
-			failures = 0
-		case ctx.Err() != nil:
-			return nil
-		case errors.Is(err, errQuotaSpent), errors.Is(err, qrng.ErrQuotaExceeded):
-			// blockQuota logged it; quotaPause paces the next try
-		case errors.Is(err, qrng.ErrNoToken), errors.Is(err, qrng.ErrUnauthorized), errors.Is(err, qrng.ErrBadRequest):
+// start waits until the month's count is known (retrying while the
+// service's usage cannot be read), then logs the filler's plan and calls
+// OnStart.
+func (f *Filler) start(ctx context.Context) error {
+	for failures := 1; ctx.Err() == nil; failures++ {
+		b, err := f.Budget(ctx)
+		if fatal(err) {
 			f.log.Error("redispool: filler stops", "filler", f.id, "error", err.Error())
-			return fmt.Errorf("redispool: filler %s stopped: %w", f.id, err)
-		default:
-			failures++
-			if failures&(failures-1) == 0 { // 1, 2, 4, 8...: an outage does not flood the log
-				f.log.Warn("redispool: batch failed", "filler", f.id, "failures_in_a_row", failures, "error", err.Error())
+			return err
+		}
+		if err == nil {
+			if f.onStart != nil {
+				f.onStart(b)
 			}
-			sleepCtx(ctx, f.backoff(failures, err))
+			f.log.Info("redispool: filler started", "filler", f.id, "pool", f.keys.pool,
+				"chunk_bytes", f.chunk, "batch_values", f.batchN, "bits", f.bits,
+				"target_bytes", f.high*int64(f.chunk), "low_bytes", f.low*int64(f.chunk),
+				"quota_bits", b.QuotaLimit, "used_bits", b.QuotaUsed, "daily_share_bits", b.DailyShare,
+				"days_left", b.DaysLeft)
+			return nil
 		}
+		sleepCtx(ctx, f.backoff(failures, err))
 	}
 	return nil
 }
 
-// plan reads the pool's length and decides whether this worker fetches a
-// batch: a top-up starts below the low mark and goes on until the pool
-// plus the batches in flight reach the high mark.
-func (f *Filler) plan(ctx context.Context) (bool, error) {
-	n, err := f.rdb.LLen(ctx, f.keys.pool).Result()
-	if err != nil {
-		return false, fmt.Errorf("redispool: length of %s: %w", f.keys.pool, err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.filling {
-		if n >= f.low {
-			return false, nil
-		}
-		f.filling = true
-		f.top = topUp{start: f.now()}
-		f.log.Debug("redispool: top-up starts", "filler", f.id, "pooled_bytes", n*int64(f.chunk))
-	}
-	if n+f.inflight >= f.high {
-		if f.inflight == 0 {
-			f.filling = false
-			f.log.Info("redispool: pool topped up", "filler", f.id,
-				"pooled_bytes", n*int64(f.chunk), "added_bytes", f.top.bytes, "batches", f.top.batches,
-				"took", f.now().Sub(f.top.start).Round(time.Millisecond), "quota_used_bits", f.lastUsed)
-		}
-		return false, nil
-	}
-	f.inflight += int64(f.batchChunks)
-	return true, nil
-}
-
-// errQuotaSpent: the shared meter refused a reservation.
-var errQuotaSpent = errors.New("redispool: monthly quota spent")
-
-// quotaPause is how long to wait before trying to reserve again.
-func (f *Filler) quotaPause() time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.quotaBlock {
-		return 0
-	}
-	now := f.now()
-	if !now.Before(f.quotaEnd) {
-		f.quotaBlock = false // the month turned; the next beat says so
-		return 0
-	}
-	return f.quotaRetry.Sub(now)
-}
-
-// blockQuota pauses filling until the quota may have renewed. The worker
-// then announces it (once no batch is in flight).
-func (f *Filler) blockQuota(ctx context.Context, now, until time.Time, used int64) error {
-	f.mu.Lock()
-	first := !f.quotaBlock
-	f.quotaBlock = true
-	f.quotaEnd = until
-	f.quotaRetry = now.Add(min(until.Sub(now), f.recheck))
-	f.mu.Unlock()
-	if first {
-		f.log.Warn("redispool: monthly quota spent; filling paused", "filler", f.id,
-			"used_bits", used, "quota_bits", f.meter.limit, "until", until.UTC().Format(time.RFC3339))
-	}
-	return errQuotaSpent
-}
-
-// reserve counts one batch on the shared meter, first raising a missing
-// counter to the service's own count unless SkipUsageSync.
-func (f *Filler) reserve(ctx context.Context, now time.Time) (reservation, error) {
-	needExisting := !f.noSync
-	for {
-		r, status, used, err := f.meter.reserve(ctx, now, f.batchBits, needExisting)
-		if err != nil {
-			return r, err
-		}
-		switch status {
-		case 1:
-			f.mu.Lock()
-			f.quotaBlock = false
-			f.lastUsed = used
-			f.mu.Unlock()
-			return r, nil
-		case 0:
-			return r, f.blockQuota(ctx, now, nextMonth(now), used)
-		}
-		f.syncUsage(ctx, now)
-		needExisting = false
-	}
-}
-
-// syncUsage raises the month's counter to what the service says was used.
-func (f *Filler) syncUsage(ctx context.Context, now time.Time) {
-	first := time.Date(now.UTC().Year(), now.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
-	used, err := f.client.Usage(ctx, first, now)
-	if err != nil {
-		f.log.Warn("redispool: could not read the service's usage; the month's counter starts at zero",
-			"filler", f.id, "error", err.Error())
-		return
-	}
-	if n, err := f.meter.raise(ctx, now, used); err == nil {
-		f.log.Info("redispool: month's counter started from the service's usage", "filler", f.id, "used_bits", n)
-	}
-}
-
-// fillOne reserves, fetches, checks, cuts and pushes one batch. buf holds
-// the packed batch and is erased before fillOne returns.
-func (f *Filler) fillOne(ctx context.Context, buf []byte) error {
-	now := f.now()
-	r, err := f.reserve(ctx, now)
-	if err != nil {
-		return err
-	}
-	actx, answer := withAnswerSeen(ctx)
-	vals, err := f.client.RandomNumbers(actx, f.batchN, f.bits)
-	if err != nil {
-		return f.fetchFailed(ctx, now, r, answer.ok.Load(), err)
-	}
-	p := bitpack.New(f.bits, buf[:0])
-	for _, v := range vals {
-		p.Add(v)
-	}
-	clear(vals)
-	b := p.Bytes()
-	defer func() {
-		clear(b)
-		if f.afterPush != nil {
-			f.afterPush(b)
-		}
-	}()
-	if err := f.check(b); err != nil {
-		f.mu.Lock()
-		f.stats.Failures++
-		f.stats.Rejected++
-		f.mu.Unlock()
-		return err
-	}
-	if f.beforePush != nil {
-		f.beforePush()
-	}
-	return f.push(ctx, b)
-}
-
-// fetchFailed applies the refund rule: a request that got no 200 answer (a
-// transport failure before the response, an error status, a stop before
-// the answer) cannot have been served, so its bits go back; a 200 answer
-// that was cut, malformed or is rejected stays counted. answered says
-// whether a 200 status arrived. When the service itself says the quota is
-// spent, the shared counter is raised to the limit so that every filler
-// stops.
-func (f *Filler) fetchFailed(ctx context.Context, now time.Time, r reservation, answered bool, err error) error {
-	f.mu.Lock()
-	f.stats.Failures++
-	f.mu.Unlock()
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
-	defer cancel()
-	if errors.Is(err, qrng.ErrQuotaExceeded) {
-		until := nextMonth(now)
-		var ae *qrng.APIError
-		if errors.As(err, &ae) && ae.RetryAfter > 0 {
-			until = now.Add(ae.RetryAfter)
-		}
-		used := f.meter.limit
-		if used >= 0 {
-			used, _ = f.meter.raise(dctx, now, used)
-		} else {
-			f.refund(dctx, r)
-		}
-		f.blockQuota(ctx, now, until, used)
-		return err
-	}
-	if !answered {
-		f.refund(dctx, r)
-	}
-	return err
-}
-
-// refund gives a reservation back to the shared meter.
-func (f *Filler) refund(ctx context.Context, r reservation) {
-	if err := f.meter.refund(ctx, r); err != nil {
-		f.log.Warn("redispool: refund failed; the bits stay counted", "filler", f.id, "error", err.Error())
-		return
-	}
-	f.mu.Lock()
-	f.stats.RefundedBits += r.bits
-	f.mu.Unlock()
-}
-
-// check runs the health tests and the replay check on a packed batch.
-func (f *Filler) check(b []byte) error {
-	if err := f.tester.Check(b); err != nil {
-		return fmt.Errorf("%w: %v", qrng.ErrRejectedBatch, err)
-	}
-	anchors := f.replay.Anchors(b) // outside the lock: it reads the whole batch
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if i := f.replay.Remember(anchors); i >= 0 {
-		return fmt.Errorf("%w: it repeats bytes of a recent batch (replay, anchor %d)", qrng.ErrRejectedBatch, i)
-	}
-	return nil
-}
-
-// push appends b's chunks to the pool in one script, which Redis runs
-// whole or not at all. A push is never retried: if its answer is lost the
-// batch may or may not be in the pool, but never twice. It completes even
-// if ctx ends meanwhile, so that a fetched batch is not lost at a stop.
-func (f *Filler) push(ctx context.Context, b []byte) error {
-	args := make([]any, 1, 1+len(b)/f.chunk)
-	args[0] = pushMarkerTTL.Milliseconds()
-	for off := 0; off+f.chunk <= len(b); off += f.chunk {
-		args = append(args, b[off:off+f.chunk])
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushTimeout)
-	defer cancel()
-	err := pushScript.Run(pctx, f.rdb, []string{f.keys.pool, f.keys.pushed(randomHex(16))}, args...).Err()
-	clear(args)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err != nil {
-		f.stats.PushErrors++
-		return fmt.Errorf("redispool: push to %s failed, batch dropped: %w", f.keys.pool, err)
-	}
-	f.stats.Batches++
-	f.stats.Chunks += int64(len(args) - 1)
-	f.top.batches++
-	f.top.bytes += int64(len(b))
-	return nil
-}
-
-// backoff is the pause after the failures-th failure in a row: full
-// jitter over a window doubling from 100 ms up to MaxBackoff, but no less
-// than the service's Retry-After (capped at ten minutes).
-func (f *Filler) backoff(failures int, err error) time.Duration {
-	window := f.maxBack
-	if s := min(failures-1, 30); f.baseBackoff<<s < window {
-		window = f.baseBackoff << s
-	}
-	d := time.Duration(mrand.Int64N(int64(window) + 1))
-	var ae *qrng.APIError
-	if errors.As(err, &ae) && ae.RetryAfter > 0 {
-		d = max(d, min(ae.RetryAfter, maxRetryAfter))
-	}
-	return d
-}
-
-// sleepCtx pauses for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
+// fatal reports whether err is one that retrying cannot mend: the token
+// missing or refused, a request refused, Redis settings that lose the pool.
+func fatal(err error) bool {
+	return errors.As(err, new(stopError)) || errors.Is(err, qrng.ErrNoToken) ||
+		errors.Is(err, qrng.ErrUnauthorized) || errors.Is(err, qrng.ErrBadRequest)
 }

@@ -61,6 +61,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{FillerConfig{Redis: rdb, Target: -1}, "Target"},
 		{FillerConfig{Redis: rdb, Target: 1 << 20, LowMark: 2 << 20}, "LowMark"},
 		{FillerConfig{Redis: rdb, QuotaBits: 1000}, "QuotaBits"},
+		{FillerConfig{Redis: rdb, DailyBits: 1000}, "DailyBits"},
 		{FillerConfig{Redis: rdb, HeartbeatTTL: time.Millisecond}, "HeartbeatTTL"},
 		{FillerConfig{Redis: rdb, BaseURL: "http://example.com"}, "plain http"},
 	} {

@@ -20,6 +20,10 @@ func newEmulator(t testing.TB) *qrngtest.Server {
 	return srv
 }
 
+// patience is how long a test waits for what must happen: a guard against
+// a hang, not a claim about speed (a loaded machine may be very slow).
+const patience = 2 * time.Minute
+
 // Small sizes for tests: 1 KiB chunks, 8 chunks (4096 16-bit values) a batch.
 const (
 	testChunk = 1024
@@ -32,7 +36,8 @@ func testFillerConfig(srv *qrngtest.Server, rdb Redis, prefix string) FillerConf
 	return FillerConfig{
 		Redis: rdb, Prefix: prefix, Token: srv.Token, BaseURL: srv.URL,
 		Bits: testBits, BatchSize: testBatch, ChunkSize: testChunk,
-		Target: 4 * testBits * testBatch / 8, Workers: 2,
+		Target: 4 * testBits * testBatch / 8, Workers: 2, DailyBits: -1, // tests of the daily share set it
+
 		HeartbeatTTL: time.Second, PollInterval: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
 	}
@@ -92,6 +97,22 @@ func newTestConsumer(t testing.TB, rdb Redis, prefix string) *Consumer {
 	c, err := NewConsumer(ConsumerConfig{Redis: rdb, Prefix: prefix, ChunkSize: testChunk, PollInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	return c
+}
+
+// newTestConsumerChunk is newTestConsumer with ConsumerConfig.ChunkSize
+// chunk (0: the pool's).
+func newTestConsumerChunk(t testing.TB, rdb Redis, prefix string, chunk int) *Consumer {
+	t.Helper()
+	c, err := NewConsumer(ConsumerConfig{Redis: rdb, Prefix: prefix, ChunkSize: chunk, PollInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	return c
+}
+
+// settled reports whether f has no batch in flight.
+func settled(f *Filler) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inflight == 0
 }
 
 // chunkPos is where a chunk sits in the batches the emulator served.

@@ -3,58 +3,198 @@ package redispool
 import "github.com/redis/go-redis/v9"
 
 // The scripts, each run with Script.Run (EVALSHA, then EVAL when the server
-// does not have it cached). Every key a script touches is passed in KEYS.
+// does not have it cached). Every key a script touches is passed in KEYS,
+// so that on a Redis Cluster a prefix with a hash tag keeps them on one
+// node.
+//
+// The meter's scripts read the server's clock (TIME) and refuse to act when
+// it is outside the UTC day [ARGV dayStart, dayEnd) whose keys the caller
+// passed: the month and the day are the Redis server's, not the caller's,
+// and a caller whose clock is off learns the server's time from the answer
+// and asks again. Each also reads the server's run_id (INFO server), which
+// changes when Redis restarts. The last ARGV of each is a shift of the
+// server's clock in milliseconds, zero outside tests.
 
-// reserveScript counts ARGV[1] bits on the month's counter KEYS[1] if the
-// total stays within ARGV[2] (a negative limit: no limit), and sets the
-// counter to expire at ARGV[3] (Unix seconds). With ARGV[4] = "1" a missing
-// counter is not created: the caller first raises it to the service's own
-// count. It returns {status, used}: status 1 reserved, 0 refused (used is
-// the count that refused it), -1 counter missing.
-var reserveScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if not cur then
-  if ARGV[4] == '1' then return {-1, 0} end
-  cur = 0
+// meterPrelude is the start of the meter's scripts: now (server time in
+// milliseconds, shifted by the last ARGV), runid, and inDay(start, end).
+const meterPrelude = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[#ARGV])
+local runid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+local function inDay(s, e) return now >= tonumber(s) * 1000 and now < tonumber(e) * 1000 end
+local function num(v) return tonumber(v or '0') or 0 end
+`
+
+// reserveScript reserves ARGV[2] bits for the reservation token ARGV[1] on
+// the month's counter KEYS[1] and the day's counter KEYS[2], recording the
+// token in the month's ledger KEYS[3] (field "t:<token>", value
+// "<day> <bits> <state> <filler>"; state r: reserved, s: settled, f:
+// refunded; field "reserved": the month's reservations, never lowered).
+//
+// ARGV: 1 token, 2 bits, 3 monthly limit (negative: none), 4 daily rule (0:
+// the even share, negative: none, positive: that many bits), 5 and 6 the
+// day's start and end (Unix seconds), 7 UTC days left in the month (today
+// included), 8 and 9 when the month's keys and the day's expire (Unix
+// seconds), 10 the caller's floor for "reserved", 11 its floor for the
+// counter (the service's usage), 12 the run_id the caller knows ("":
+// none), 13 "1" if a missing counter must first be synced, 14 the day
+// ("2026-11-27"), 15 the filler's id, 16 the clock shift.
+//
+// It returns {status, counter, day counter, server time (ms), run_id,
+// share, reserved}. Status: 1 reserved (or reserved before, by this token:
+// a repeated request is applied once); 0 refused by the monthly limit; 2
+// refused by the daily share; 3 the server's clock is outside the day; 4
+// Redis may have lost data (run_id changed, a counter missing or below a
+// floor): sync first; 6 the token was refunded already (a late copy of a
+// request, not applied).
+var reserveScript = redis.NewScript(meterPrelude + `
+local function answer(status, cur, day, share, reserved)
+  return {status, cur or 0, day or 0, now, runid, share or -1, reserved or 0}
 end
-cur = tonumber(cur)
-local bits = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-if limit >= 0 and cur + bits > limit then return {0, cur} end
-local used = redis.call('INCRBY', KEYS[1], bits)
-redis.call('EXPIREAT', KEYS[1], ARGV[3])
-return {1, used}
+local prior = redis.call('HGET', KEYS[3], 't:' .. ARGV[1])
+if prior then
+  local status = 1
+  if string.match(prior, '^%S+ %S+ f') then status = 6 end
+  return answer(status, num(redis.call('GET', KEYS[1])), num(redis.call('GET', KEYS[2])), -1,
+    num(redis.call('HGET', KEYS[3], 'reserved')))
+end
+if not inDay(ARGV[5], ARGV[6]) then return answer(3) end
+if ARGV[12] ~= '' and ARGV[12] ~= runid then return answer(4) end
+local raw = redis.call('GET', KEYS[1])
+if not raw and ARGV[13] == '1' then return answer(4) end
+local cur = num(raw)
+local day = num(redis.call('GET', KEYS[2]))
+local reserved = num(redis.call('HGET', KEYS[3], 'reserved'))
+if reserved < tonumber(ARGV[10]) or cur < tonumber(ARGV[11]) then return answer(4, cur, day, -1, reserved) end
+local bits = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local rule = tonumber(ARGV[4])
+local share = -1
+if rule > 0 then
+  share = rule
+elseif rule == 0 and limit >= 0 then
+  share = math.floor(math.max(0, limit - (cur - day)) / tonumber(ARGV[7]))
+end
+if limit >= 0 and cur + bits > limit then return answer(0, cur, day, share, reserved) end
+if share >= 0 and day + bits > share then return answer(2, cur, day, share, reserved) end
+cur = redis.call('INCRBY', KEYS[1], bits)
+redis.call('EXPIREAT', KEYS[1], ARGV[8])
+day = redis.call('INCRBY', KEYS[2], bits)
+redis.call('EXPIREAT', KEYS[2], ARGV[9])
+reserved = redis.call('HINCRBY', KEYS[3], 'reserved', bits)
+redis.call('HSET', KEYS[3], 't:' .. ARGV[1], ARGV[14] .. ' ' .. ARGV[2] .. ' r ' .. ARGV[15])
+redis.call('EXPIREAT', KEYS[3], ARGV[8])
+return answer(1, cur, day, share, reserved)
 `)
 
-// refundScript gives back ARGV[1] bits on the counter KEYS[1], never going
-// below zero, and does nothing if the counter is gone (expired, or Redis
-// restarted without persistence). It returns the count after the refund.
+// settleScript marks the reservation ARGV[1] in the ledger KEYS[1] as
+// settled: its request got an answer, so it stays counted. Applied once,
+// however often it arrives; a reservation refunded already stays refunded.
+var settleScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], 't:' .. ARGV[1])
+if v then
+  local day, bits, state, who = string.match(v, '^(%S+) (%S+) (%S+) ?(.*)$')
+  if state == 'r' then redis.call('HSET', KEYS[1], 't:' .. ARGV[1], day .. ' ' .. bits .. ' s ' .. who) end
+end
+return 1
+`)
+
+// refundScript gives back the reservation ARGV[1], recorded in the ledger
+// KEYS[3], on the month's counter KEYS[1] and its day's counter KEYS[2]
+// (never below zero), once: a refund that arrives twice, or after the
+// reservation was settled, changes nothing. A token the ledger does not
+// know (Redis lost it, or the reservation never arrived) is recorded as
+// refunded, so that a late copy of its reservation is not applied; ARGV[2]
+// is when the ledger expires. It returns the bits given back by this
+// token's refund, the same to every copy of it (0 for a settled or an
+// unknown reservation).
 var refundScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if not cur then return 0 end
-local bits = math.min(tonumber(ARGV[1]), tonumber(cur))
-return redis.call('DECRBY', KEYS[1], bits)
+local f = 't:' .. ARGV[1]
+local v = redis.call('HGET', KEYS[3], f)
+if not v then
+  redis.call('HSET', KEYS[3], f, '- 0 f')
+  redis.call('EXPIREAT', KEYS[3], ARGV[2])
+  return 0
+end
+local day, bits, state, who = string.match(v, '^(%S+) (%S+) (%S+) ?(.*)$')
+if state == 'f' then return tonumber(bits) end
+if state ~= 'r' then return 0 end
+bits = tonumber(bits)
+for _, k in ipairs({KEYS[1], KEYS[2]}) do
+  local cur = tonumber(redis.call('GET', k) or '0')
+  if cur > 0 then redis.call('DECRBY', k, math.min(bits, cur)) end
+end
+redis.call('HSET', KEYS[3], f, day .. ' ' .. bits .. ' f ' .. who)
+return bits
 `)
 
-// raiseScript sets the counter KEYS[1] to ARGV[1] if that is higher, and to
-// expire at ARGV[2]. It returns the count. It records the service's own
-// usage, or that the service declared the quota spent.
-var raiseScript = redis.NewScript(`
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local v = tonumber(ARGV[1])
-if v > cur then
-  redis.call('SET', KEYS[1], ARGV[1])
-  cur = v
+// raiseScript lifts the month's counter KEYS[1] and the day's counter
+// KEYS[2] to what the service's usage and the caller's floors say, after
+// a sign that Redis lost data or when the service's usage is read. A
+// counter below the service's usage (ARGV[1] for the month, ARGV[2] for
+// the day) lost reservations: it becomes that usage plus the bits of the
+// reservations in flight (state r in the ledger KEYS[3]; those of the day
+// for the day's counter), which the service has not counted yet, or has
+// just now (then they count twice, the safe way). Each counter is also at
+// least the caller's highest seen (ARGV[3], ARGV[4]); neither is ever
+// lowered. The caller first re-records its own reservations in flight,
+// in pairs from ARGV[11] on (token, bits), where the ledger lost them; the
+// ledger's "reserved" becomes at least ARGV[5]. ARGV: 6, 7 the day's
+// bounds, 8, 9 when the month's and the day's keys expire, 10 the day
+// ("2026-11-27"), then the pairs, then the filler's id and the clock
+// shift. It returns {status, counter, day counter, server time (ms),
+// run_id, -1, reserved} with status 1, or 3 when the server's clock is
+// outside the day.
+var raiseScript = redis.NewScript(meterPrelude + `
+if not inDay(ARGV[6], ARGV[7]) then return {3, 0, 0, now, runid, -1, 0} end
+local who = ARGV[#ARGV - 1]
+for i = 11, #ARGV - 3, 2 do
+  local f = 't:' .. ARGV[i]
+  if not redis.call('HGET', KEYS[3], f) then
+    redis.call('HSET', KEYS[3], f, ARGV[10] .. ' ' .. ARGV[i + 1] .. ' r ' .. who)
+  end
 end
-redis.call('EXPIREAT', KEYS[1], ARGV[2])
-return cur
+local inflight, today = 0, 0
+local all = redis.call('HGETALL', KEYS[3])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 't:' then
+    local day, bits, state = string.match(all[i + 1], '^(%S+) (%S+) (%S+)')
+    if state == 'r' then
+      inflight = inflight + tonumber(bits)
+      if day == ARGV[10] then today = today + tonumber(bits) end
+    end
+  end
+end
+local function lift(key, usage, inflight, highest, expire)
+  local cur = num(redis.call('GET', key))
+  if tonumber(usage) > cur then cur = tonumber(usage) + inflight end
+  cur = math.max(cur, tonumber(highest))
+  redis.call('SET', key, cur, 'EXAT', expire)
+  return cur
+end
+local cur = lift(KEYS[1], ARGV[1], inflight, ARGV[3], ARGV[8])
+local day = lift(KEYS[2], ARGV[2], today, ARGV[4], ARGV[9])
+local reserved = math.max(num(redis.call('HGET', KEYS[3], 'reserved')), tonumber(ARGV[5]))
+redis.call('HSET', KEYS[3], 'reserved', reserved)
+redis.call('EXPIREAT', KEYS[3], ARGV[8])
+return {1, cur, day, now, runid, -1, reserved}
+`)
+
+// readMeterScript reads the month's counter KEYS[1] and the day's KEYS[2]
+// with the server's clock, changing nothing. ARGV: 1, 2 the day's bounds,
+// 3 the clock shift. It returns {status, counter, day counter, server time
+// (ms), run_id}, status 1, or 3 when the server's clock is outside the day.
+var readMeterScript = redis.NewScript(meterPrelude + `
+if not inDay(ARGV[1], ARGV[2]) then return {3, 0, 0, now, runid} end
+return {1, num(redis.call('GET', KEYS[1])), num(redis.call('GET', KEYS[2])), now, runid}
 `)
 
 // pushScript appends the chunks ARGV[2..] to the list KEYS[1], unless the
 // batch marker KEYS[2] exists: it is set here, for ARGV[1] milliseconds, so
-// a push that reaches Redis twice adds its chunks once. The script runs
-// whole or not at all, so a batch is either entirely in the list or not in
-// it. It returns the list's length, or -1 for a repeated push.
+// a push that reaches Redis twice (a retry after a lost reply or an OOM)
+// adds its chunks once. The script runs whole or not at all, so a batch is
+// either entirely in the list or not in it. It returns the list's length,
+// or -1 for a repeated push.
 var pushScript = redis.NewScript(`
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return -1 end
 local n = redis.call('LLEN', KEYS[1])
@@ -65,27 +205,41 @@ return n
 `)
 
 // heartbeatScript refreshes one filler's key KEYS[1] (value ARGV[3]) for
-// ARGV[1] milliseconds, adds its id ARGV[2] to the set of fillers KEYS[2]
-// and records the pool's chunk size, bit width and quota in the hash
-// KEYS[4]. A filler able to fill (ARGV[4] = "ok") joins the set of active
-// fillers KEYS[6] and refreshes the liveness key KEYS[3]; one stopped by
-// the quota (ARGV[4] = "quota <unix time>") refreshes the key KEYS[5] with
-// that time, leaves the active set and, if it was the last active filler,
-// deletes the liveness key: consumers then learn at once that the quota,
-// not a refill under way, is why the pool is empty.
+// ARGV[1] milliseconds and adds its id ARGV[2] to the set of fillers
+// KEYS[2]. It checks the filler's settings against the pool's, in the hash
+// KEYS[4]: chunk_size ARGV[5], bits ARGV[6], quota_bits ARGV[7], daily
+// ARGV[8]. A field the hash lacks is set (the first filler sets them all);
+// a field that differs stops the script, which returns {0, field, the
+// pool's value} and changes nothing else. A filler able to fill (ARGV[4] =
+// "ok") joins the set of active fillers KEYS[6] and refreshes the liveness
+// key KEYS[3]; one stopped by the quota or the daily share (ARGV[4] =
+// "quota <unix time>" or "daily <unix time>", when it renews) refreshes the
+// key KEYS[5] with that state, leaves the active set and, if it was the
+// last active filler, deletes the liveness key: consumers then learn at
+// once that the quota, not a refill under way, is why the pool is empty.
+// It returns {1, evicted_keys, run_id} from the server's INFO.
 var heartbeatScript = redis.NewScript(`
+local want = {chunk_size = ARGV[5], bits = ARGV[6], quota_bits = ARGV[7], daily = ARGV[8]}
+for _, field in ipairs({'chunk_size', 'bits', 'quota_bits', 'daily'}) do
+  local have = redis.call('HGET', KEYS[4], field)
+  if have and have ~= want[field] then return {0, field, have} end
+end
+for _, field in ipairs({'chunk_size', 'bits', 'quota_bits', 'daily'}) do
+  redis.call('HSETNX', KEYS[4], field, want[field])
+end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[4], 'chunk_size', ARGV[5], 'bits', ARGV[6], 'quota_bits', ARGV[7])
 if ARGV[4] == 'ok' then
   redis.call('SADD', KEYS[6], ARGV[2])
   redis.call('SET', KEYS[3], 'ok', 'PX', ARGV[1])
 else
-  redis.call('SET', KEYS[5], string.sub(ARGV[4], 7), 'PX', ARGV[1])
+  redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[1])
   redis.call('SREM', KEYS[6], ARGV[2])
   if redis.call('SCARD', KEYS[6]) == 0 then redis.call('DEL', KEYS[3]) end
 end
-return 1
+local evicted = string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') or '0'
+local runid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+return {1, evicted, runid}
 `)
 
 // leaveScript removes a stopping filler: its key KEYS[1], its id ARGV[1]

@@ -234,8 +234,11 @@ func TestRedisRestartUnderConsumer(t *testing.T) {
 	require.Eventually(t, func() bool {
 		n, err := c.Fetch(ctx, p)
 		return err == nil && n == len(p)
-	}, 20*time.Second, 10*time.Millisecond)
-	assert.GreaterOrEqual(t, quotaUsed(t, rdb, "restart"), servedBefore,
+	}, patience, 10*time.Millisecond)
+	// A batch the filler held across the restart may reach the pool
+	// before the counter is back (its push is sent again): the counter
+	// comes back once the filler sees the new run_id.
+	assert.Eventually(t, func() bool { return quotaUsed(t, rdb, "restart") >= servedBefore }, patience, 10*time.Millisecond,
 		"the lost counter restarted from the service's usage")
 }
 
@@ -318,6 +321,10 @@ func TestEmptyPool(t *testing.T) {
 		rdb := rs.client(t, "", "")
 		cfg := testFillerConfig(srv, rdb, "spent")
 		cfg.QuotaBits = testBatchBits + testBatchBits/2
+		// The quota key lives as long as the heartbeat: one that outlives
+		// any pause of a loaded machine keeps the reason from expiring
+		// into ErrPoolEmpty while the test reads it.
+		cfg.HeartbeatTTL = 30 * time.Second
 		f := newTestFiller(t, cfg)
 		runFiller(t, f)
 		c := newTestConsumer(t, rdb, "spent")
@@ -335,7 +342,7 @@ func TestEmptyPool(t *testing.T) {
 		var ra interface{ RetryAfter() time.Duration }
 		require.ErrorAs(t, err, &ra)
 		assert.Positive(t, ra.RetryAfter())
-		assert.LessOrEqual(t, ra.RetryAfter(), time.Minute)
+		assert.LessOrEqual(t, ra.RetryAfter(), spentRecheck)
 	})
 }
 

@@ -16,11 +16,14 @@ type Redis interface {
 	LLen(ctx context.Context, key string) *redis.IntCmd
 	LMPop(ctx context.Context, direction string, count int64, keys ...string) *redis.KeyValuesCmd
 	Get(ctx context.Context, key string) *redis.StringCmd
+	HGet(ctx context.Context, key, field string) *redis.StringCmd
 	HGetAll(ctx context.Context, key string) *redis.MapStringStringCmd
 	SMembers(ctx context.Context, key string) *redis.StringSliceCmd
 	SRem(ctx context.Context, key string, members ...any) *redis.IntCmd
 	Exists(ctx context.Context, keys ...string) *redis.IntCmd
 	PTTL(ctx context.Context, key string) *redis.DurationCmd
+	Info(ctx context.Context, section ...string) *redis.StringCmd
+	Time(ctx context.Context) *redis.TimeCmd
 }
 
 var (
@@ -38,7 +41,7 @@ type keys struct {
 	pool    string // list of chunks
 	alive   string // string with a TTL: "ok" while some filler can fill
 	spent   string // string with a TTL: Unix time the quota renews, while spent
-	meta    string // hash: chunk_size, bits, quota_bits
+	meta    string // hash: chunk_size, bits, quota_bits, daily: the pool's settings
 	fillers string // set of filler ids
 	active  string // set of ids of fillers not stopped by the quota
 }
@@ -53,6 +56,13 @@ func newKeys(prefix string) keys {
 
 // quota is the counter of bits reserved in a UTC month ("2026-11").
 func (k keys) quota(month string) string { return k.prefix + ":quota:" + month }
+
+// day is the counter of bits reserved in a UTC day ("2026-11-27").
+func (k keys) day(day string) string { return k.prefix + ":day:" + day }
+
+// ledger records a month's reservations by token, so that each is
+// applied, settled or refunded once.
+func (k keys) ledger(month string) string { return k.prefix + ":ledger:" + month }
 
 // filler is one filler's heartbeat.
 func (k keys) filler(id string) string { return k.prefix + ":filler:" + id }

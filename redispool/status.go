@@ -17,12 +17,16 @@ type Status struct {
 	ChunkSize int   // bytes per chunk, as the fillers record it; 0 if none has run
 	Bytes     int64 // Chunks * ChunkSize
 
-	Month      string // the current UTC month, "2026-11"
-	QuotaUsed  int64  // bits reserved this month by all fillers together
-	QuotaLimit int64  // the monthly quota the fillers enforce; 0 if none recorded, negative: no limit
-	// QuotaSpentUntil, when not zero, is when the quota renews: some
-	// filler is stopped by it.
+	// Budget is this month's and today's spending, by the Redis server's
+	// clock (by the status reader's own where TIME is refused), and
+	// today's share, under the quota and daily rule the pool's first
+	// filler recorded (QuotaLimit 0 and DailyShare -1 if none has run).
+	Budget
+	Daily string // the daily rule: "even", "off", or bits a day; "" if none recorded
+	// QuotaSpentUntil, when not zero, is when the quota (or, with
+	// DailySpent, today's share) renews: some filler is stopped by it.
 	QuotaSpentUntil time.Time
+	DailySpent      bool
 
 	Filling bool           // some filler is filling or able to (the liveness key is set)
 	Fillers []FillerStatus // fillers with a live heartbeat, by id
@@ -36,8 +40,9 @@ type FillerStatus struct {
 }
 
 // ReadStatus reads the state of the pool with the given prefix ("" means
-// DefaultPrefix). It reads no random bytes: only the pool's length, the
-// month's counter, the metadata and the heartbeats.
+// DefaultPrefix). It reads no random bytes: only the server's clock, the
+// pool's length, the month's and the day's counters, the settings and the
+// heartbeats.
 func ReadStatus(ctx context.Context, rdb Redis, prefix string) (Status, error) {
 	k := newKeys(prefix)
 	var st Status
@@ -54,25 +59,42 @@ func ReadStatus(ctx context.Context, rdb Redis, prefix string) (Status, error) {
 	}
 	st.ChunkSize, _ = strconv.Atoi(meta["chunk_size"])
 	st.Bytes = st.Chunks * int64(st.ChunkSize)
-	st.QuotaLimit, _ = strconv.ParseInt(meta["quota_bits"], 10, 64)
-
-	st.Month = monthOf(time.Now())
-	used, err := rdb.Get(ctx, k.quota(st.Month)).Int64()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return st, wrap(k.quota(st.Month), err)
+	limit, _ := strconv.ParseInt(meta["quota_bits"], 10, 64)
+	st.Daily = meta["daily"]
+	daily := int64(0)
+	switch st.Daily {
+	case "off":
+		daily = -1
+	case "even", "":
+	default:
+		daily, _ = strconv.ParseInt(st.Daily, 10, 64)
 	}
-	st.QuotaUsed = used
+
+	now := time.Now()
+	if t, err := rdb.Time(ctx).Result(); err == nil {
+		now = t
+	}
+	cal := calendarAt(now)
+	var used [2]int64
+	for i, key := range []string{k.quota(cal.month), k.day(cal.day)} {
+		n, err := rdb.Get(ctx, key).Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return st, wrap(key, err)
+		}
+		used[i] = n
+	}
+	st.Budget = budgetOf(cal, used[0], used[1], limit, daily)
 	alive, err := rdb.Exists(ctx, k.alive).Result()
 	if err != nil {
 		return st, wrap(k.alive, err)
 	}
 	st.Filling = alive == 1
-	spent, err := rdb.Get(ctx, k.spent).Int64()
+	spent, err := rdb.Get(ctx, k.spent).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return st, wrap(k.spent, err)
 	}
-	if spent > time.Now().Unix() {
-		st.QuotaSpentUntil = time.Unix(spent, 0).UTC()
+	if e, ok := parseSpent(spent); ok && err == nil {
+		st.QuotaSpentUntil, st.DailySpent = e.until.UTC(), e.daily
 	}
 
 	ids, err := rdb.SMembers(ctx, k.fillers).Result()

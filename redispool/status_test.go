@@ -18,11 +18,17 @@ func TestReadStatus(t *testing.T) {
 
 	st, err := ReadStatus(ctx, rdb, "")
 	require.NoError(t, err)
-	assert.Equal(t, Status{Month: monthOf(time.Now())}, st, "an empty Redis")
+	cal := calendarAt(time.Now())
+	assert.Equal(t, Status{Budget: Budget{Month: cal.month, Day: cal.day, DaysLeft: cal.daysLeft, DailyShare: -1,
+		DayRenews: cal.dayEnd, MonthRenews: cal.monthEnd}}, st, "an empty Redis")
 
 	srv := newEmulator(t)
 	cfg := testFillerConfig(srv, rdb, "")
 	cfg.QuotaBits, cfg.Target = 4*testBatchBits+1, 2*testBatchBytes
+	// Heartbeats that outlive any pause of a loaded machine: the test reads
+	// them, it does not wait for them to expire (a 1 s TTL expired under
+	// CPU load before a delayed beat).
+	cfg.HeartbeatTTL = 30 * time.Second
 	var fillers []*Filler
 	var stops []func() error
 	for _, id := range []string{"b", "a"} {
@@ -34,7 +40,7 @@ func TestReadStatus(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { // both top-ups done
 		return idle(fillers[0]) && idle(fillers[1]) && rdb.LLen(ctx, "qrng:pool").Val() >= 2*testBatchChunks
-	}, 10*time.Second, 5*time.Millisecond)
+	}, patience, 5*time.Millisecond)
 
 	st, err = ReadStatus(ctx, rdb, "qrng")
 	require.NoError(t, err)
@@ -42,7 +48,14 @@ func TestReadStatus(t *testing.T) {
 	assert.Equal(t, testChunk, st.ChunkSize)
 	assert.Equal(t, st.Chunks*testChunk, st.Bytes)
 	assert.Equal(t, srv.Counters().BitsServed, st.QuotaUsed)
+	assert.Equal(t, srv.Counters().BitsServed, st.DayUsed, "all of it today")
 	assert.Equal(t, cfg.QuotaBits, st.QuotaLimit)
+	assert.Equal(t, "off", st.Daily)
+	assert.Equal(t, int64(-1), st.DailyShare, "no daily limit")
+	cal = calendarAt(time.Now())
+	assert.Equal(t, cal.dayEnd, st.DayRenews)
+	assert.Equal(t, cal.monthEnd, st.MonthRenews)
+	assert.Equal(t, cal.daysLeft, st.DaysLeft)
 	assert.True(t, st.Filling)
 	assert.True(t, st.QuotaSpentUntil.IsZero())
 	require.Len(t, st.Fillers, 2)
@@ -52,7 +65,7 @@ func TestReadStatus(t *testing.T) {
 		assert.Contains(t, fs.Info, "pid=")
 		assert.Contains(t, fs.Info, "chunk=1024")
 		assert.Positive(t, fs.TTL)
-		assert.LessOrEqual(t, fs.TTL, time.Second)
+		assert.LessOrEqual(t, fs.TTL, cfg.HeartbeatTTL)
 	}
 
 	// Drain: the fillers run into the quota.
@@ -66,6 +79,7 @@ func TestReadStatus(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 4*testBatchBits, st.QuotaUsed)
 	assert.Equal(t, nextMonth(time.Now()), st.QuotaSpentUntil)
+	assert.False(t, st.DailySpent)
 	assert.False(t, st.Filling)
 	assert.Zero(t, st.Chunks)
 

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,21 +11,21 @@ import (
 
 type bytesCmd struct {
 	fetchFlags
-	size, out, format string
+	size, format string
 
-	total  int64 // bytes to write; -1: stream until interrupted
-	binary bool  // -n used a binary unit (K, KiB, ...)
+	total       int64 // bytes to write; -1: stream until interrupted
+	binary      bool  // -n used a binary unit (K, KiB, ...)
+	formatGiven bool  // -format was on the command line
 }
 
 func (c *bytesCmd) define(fs *flag.FlagSet) {
 	c.fetchFlags.define(fs)
 	fs.StringVar(&c.size, "n", "", "how many bytes to write, a `SIZE` such as 32, 4K, 4KiB or 10MB (default: stream until interrupted)")
-	fs.StringVar(&c.out, "o", "", "write to `FILE` instead of stdout, whole or not at all; needs -n")
-	fs.StringVar(&c.format, "format", "raw", "output format: raw, hex or base64")
+	fs.StringVar(&c.format, "format", "raw", "output format: raw, hex or base64 (raw to a terminal only when given)")
 }
 
 func (c *bytesCmd) check(given map[string]bool) error {
-	if err := c.fetchFlags.check(); err != nil {
+	if err := c.fetchFlags.check(given); err != nil {
 		return err
 	}
 	c.total = -1
@@ -44,27 +44,23 @@ func (c *bytesCmd) check(given map[string]bool) error {
 	default:
 		return usagef("-format %q: want raw, hex or base64", c.format)
 	}
-	if given["o"] {
-		switch {
-		case c.out == "":
-			return usagef("-o: want a file name")
-		case !given["n"]:
-			return usagef("-o %s needs -n: a stream ends only when interrupted, which keeps nothing (to keep a stream, redirect stdout)", c.out)
-		}
-		return checkOutFile(c.out)
+	c.formatGiven = given["format"]
+	if given["o"] && !given["n"] {
+		return usagef("-o %s needs -n: a stream ends only when interrupted, which keeps nothing (to keep a stream, redirect stdout)", c.out)
 	}
 	return nil
 }
 
 func (c *bytesCmd) run(e *env) error {
-	var out *outFile
-	if c.out != "" {
-		var err error
-		if out, err = createOutFile(c.out); err != nil {
-			return err
-		}
-		defer out.discard()
+	if c.format == "raw" && !c.formatGiven && c.out == "" && e.isTerminal(e.stdout) {
+		return usagef("stdout is a terminal, and raw bytes would garble it: add -format hex or -format base64, " +
+			"write to a file (-o FILE, or > FILE), or give -format raw to send them anyway")
 	}
+	out, err := e.openSink(&c.fetchFlags, 0o600) // random bytes are private
+	if err != nil {
+		return err
+	}
+	defer out.discard()
 	batch := 0 // stream: prefetch with the library's defaults
 	if c.total > 0 {
 		batch = batchFor(c.total, c.bits)
@@ -73,51 +69,66 @@ func (c *bytesCmd) run(e *env) error {
 	if err != nil {
 		return err
 	}
-	defer e.finish(src, b)
+	defer e.finish(src, b, &c.fetchFlags)
 
-	var w io.Writer = e.stdout
-	if out != nil {
-		w = out
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	enc, closeEnc := encoder(c.format, bw)
+	enc, closeEnc := encoder(c.format, out)
 	prog := c.progress(e)
 	defer prog.done()
-	buf := make([]byte, 32<<10)
+	// A bounded run's first read asks for what the run needs, up to a
+	// batch, so that the Source's first request is that (not a small one
+	// that its slow start would double past the need); later reads, of
+	// 32 KiB, find full batches coming.
+	piece := 32 << 10
+	if c.total > 0 {
+		piece = int(max(int64(piece), min(c.total, needBytes(batch, c.bits))))
+	}
+	buf := make([]byte, piece)
 	defer clear(buf)
-	var written int64
-	for c.total < 0 || written < c.total {
-		chunk := buf
+	var served int64
+	done := func(int64) string {
 		if c.total >= 0 {
-			chunk = buf[:min(int64(len(buf)), c.total-written)]
+			return fmt.Sprintf("after %d of %d bytes", served, c.total)
+		}
+		return fmt.Sprintf("after %d bytes", served)
+	}
+	for c.total < 0 || served < c.total {
+		chunk := buf
+		if served > 0 {
+			chunk = buf[:min(len(buf), 32<<10)]
+		}
+		if c.total >= 0 {
+			chunk = buf[:min(int64(len(buf)), c.total-served)]
 		}
 		// Bytes served before a failure are written too: they were fetched
 		// (and paid for) and are nobody else's now.
 		n, rerr := src.ReadContext(e.ctx, chunk)
 		if n > 0 {
 			if _, err := enc.Write(chunk[:n]); err != nil {
-				return c.failed(c.writeErr(err), out)
+				return pipeClosedIsDone(err)
 			}
-			written += int64(n)
-			prog.update(written)
+			served += int64(n)
+			prog.update(served)
 		}
 		if rerr != nil {
-			if e.ctx.Err() != nil {
-				return c.interrupted(written, out, closeEnc, bw)
+			if served > 0 {
+				closeEnc() // the encoding's tail and newline, for what was written
 			}
-			return c.stopped(rerr, written, out, closeEnc, bw)
+			return out.stop(rerr, e.ctx.Err() != nil, done)
 		}
 	}
 	if err := closeEnc(); err != nil {
-		return c.failed(c.writeErr(err), out)
+		return pipeClosedIsDone(err)
 	}
-	if err := bw.Flush(); err != nil {
-		return c.failed(c.writeErr(err), out)
+	return pipeClosedIsDone(out.commit())
+}
+
+// pipeClosedIsDone ends a command whose stdout's reader went away with
+// status 0, as a stream ends: the reader has what it wanted.
+func pipeClosedIsDone(err error) error {
+	if errors.Is(err, errPipeClosed) {
+		return nil
 	}
-	if out != nil {
-		return out.commit()
-	}
-	return nil
+	return err
 }
 
 // progress returns a bar for this run, or nil: only for 1 MB or more,
@@ -130,69 +141,29 @@ func (c *bytesCmd) progress(e *env) *progress {
 	if c.out == "" && e.isTerminal(e.stdout) && e.sameFile(e.stdout, tty) {
 		return nil
 	}
-	return &progress{c: e.stderr, total: c.total, binary: c.binary}
+	return newProgress(e.stderr, c.total, c.binary)
 }
 
-// interrupted ends a run stopped by a signal: what went to stdout is
-// flushed, so that the count reported is what stdout received; a -o file
-// keeps nothing.
-func (c *bytesCmd) interrupted(written int64, out *outFile, closeEnc func() error, bw *bufio.Writer) error {
-	done := fmt.Sprintf("after %d bytes", written)
-	if c.total >= 0 {
-		done = fmt.Sprintf("after %d of %d bytes", written, c.total)
-	}
-	if out != nil {
-		return &interrupted{done + "; " + out.kept()}
-	}
-	closeEnc()
-	bw.Flush()
-	return &interrupted{done}
-}
-
-// stopped ends a run that failed while fetching: to stdout, what was
-// served is flushed and the error says how much that was; with -o,
-// nothing is kept.
-func (c *bytesCmd) stopped(err error, written int64, out *outFile, closeEnc func() error, bw *bufio.Writer) error {
-	if out != nil {
-		return c.failed(err, out)
-	}
-	closeEnc()
-	bw.Flush()
-	if c.total >= 0 {
-		return fmt.Errorf("qrng: %s (after %d of %d bytes written)", bare(err), written, c.total)
-	}
-	return fmt.Errorf("qrng: %s (after %d bytes written)", bare(err), written)
-}
-
-// failed adds, with -o, that nothing was kept.
-func (c *bytesCmd) failed(err error, out *outFile) error {
-	if err == nil || out == nil {
-		return err
-	}
-	return fmt.Errorf("qrng: %s; %s", bare(err), out.kept())
-}
-
-// writeErr ignores a closed pipe when streaming without -n, like other
-// Unix filters; otherwise it is an error.
-func (c *bytesCmd) writeErr(err error) error {
-	if c.total < 0 && isBrokenPipe(err) {
-		return nil
-	}
-	return fmt.Errorf("qrng: writing output: %w", err)
-}
-
-// encoder wraps w for the format; the returned func finishes the encoding.
-func encoder(format string, w *bufio.Writer) (io.Writer, func() error) {
+// encoder wraps w for the format; the returned func finishes the
+// encoding, with a newline after hex or base64 text (none when nothing
+// was written: no text, no line).
+func encoder(format string, w *sink) (io.Writer, func() error) {
 	switch format {
 	case "hex":
-		return hex.NewEncoder(w), func() error { _, err := w.WriteString("\n"); return err }
+		return hex.NewEncoder(w), func() error {
+			if w.written == 0 {
+				return nil
+			}
+			_, err := w.Write([]byte("\n"))
+			return err
+		}
 	case "base64":
 		enc := base64.NewEncoder(base64.StdEncoding, w)
 		return enc, func() error {
-			if err := enc.Close(); err != nil {
+			if err := enc.Close(); err != nil || w.written == 0 {
 				return err
 			}
-			_, err := w.WriteString("\n")
+			_, err := w.Write([]byte("\n"))
 			return err
 		}
 	}

@@ -1,14 +1,15 @@
 package main
 
 import (
-	"github.com/qrng-go/qrng/qrngtest"
-	"github.com/stretchr/testify/assert"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/qrng-go/qrng/qrngtest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -106,4 +107,17 @@ func TestFailedRunToStdoutKeepsWhatWasServed(t *testing.T) {
 	served := srv.Counters().BitsServed / 8
 	require.Positive(t, served)
 	assert.Equal(t, served, int64(len(r.stdout)), "stdout got %d of the %d bytes served; stderr %q", len(r.stdout), served, r.stderr)
+}
+
+// README: "`serve` and `pool fill` stop cleanly on any of them, status
+// 0": SIGHUP and SIGQUIT included (Go's default for SIGQUIT is a
+// goroutine dump and status 2), in a real process.
+func TestServeStopsCleanlyOnEverySignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT} {
+		p := startQrng(t, map[string]string{}, nil, nil, "serve", "-addr", "127.0.0.1:0")
+		require.Eventually(t, func() bool { return strings.Contains(p.stdout.String(), "listening on") }, 30*time.Second, 10*time.Millisecond)
+		p.signal(t, sig)
+		assert.Equal(t, 0, p.wait(t), "%v: stderr %q", sig, p.stderr.String())
+		assert.Empty(t, p.stderr.String(), sig)
+	}
 }

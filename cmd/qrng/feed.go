@@ -14,20 +14,39 @@ import (
 type feed struct {
 	ctx   context.Context
 	src   *qrng.Source
-	left  int64     // bytes the command still expects to need (a hint)
-	store [512]byte // unread bytes are store[pos:end]
+	left  int64  // bytes the command still expects to need (a hint)
+	store []byte // unread bytes are store[pos:end]; see newFeed
 	pos   int
 	end   int
+	err   error // the read's error, returned once store is used up
+}
+
+// newFeed returns a feed for a command that expects to need need bytes,
+// fetched in batches of batch bytes. It reads up to a batch at a time
+// (at least 512 bytes): the Source's first request is then what the
+// command needs, up to a batch, rather than a small one that a slow
+// start doubles past the need.
+func newFeed(ctx context.Context, src *qrng.Source, need, batch int64) *feed {
+	size := max(512, min(need, batch))
+	return &feed{ctx: ctx, src: src, left: need, store: make([]byte, size)}
 }
 
 func (f *feed) byte() (byte, error) {
 	if f.pos == f.end {
-		k := int(min(int64(len(f.store)), max(f.left, 1)))
-		if _, err := f.src.ReadContext(f.ctx, f.store[:k]); err != nil {
-			clear(f.store[:k])
-			return 0, err
+		if f.err != nil {
+			return 0, f.err
 		}
-		f.pos, f.end = 0, k
+		k := int(min(int64(len(f.store)), max(f.left, 1)))
+		n, err := f.src.ReadContext(f.ctx, f.store[:k])
+		if err != nil {
+			// Bytes served before the failure are used first: they were
+			// fetched, and are nobody else's now. The error comes after.
+			clear(f.store[n:k])
+			if f.err = err; n == 0 {
+				return 0, err
+			}
+		}
+		f.pos, f.end = 0, n
 	}
 	b := f.store[f.pos]
 	f.store[f.pos] = 0
@@ -35,6 +54,9 @@ func (f *feed) byte() (byte, error) {
 	f.left--
 	return b, nil
 }
+
+// erase clears the bytes not used.
+func (f *feed) erase() { clear(f.store) }
 
 // uint64 reads 8 bytes, big-endian.
 func (f *feed) uint64() (uint64, error) {

@@ -97,6 +97,16 @@ func TestZeroAndEmptyValuesAreUsageErrors(t *testing.T) {
 		{[]string{"serve", "-quota-bits", "0"}, "qrng: -quota-bits 0: want a positive number of bits, or a negative one for no quota"},
 		{[]string{"serve", "-seed", "0"}, "qrng: -seed 0: want a nonzero seed (omit -seed for crypto/rand numbers)"},
 		{[]string{"serve", "-token-ttl", "0s"}, "qrng: -token-ttl 0s: want a positive duration"},
+		// Issue 18, item 8: an empty -key or -token, or a -key with no
+		// pool to name, was silently ignored.
+		{[]string{"bytes", "-key=", "-n", "4"}, `qrng: -key: want a prefix (omit -key for "qrng")`},
+		{[]string{"ints", "-key", ""}, `qrng: -key: want a prefix`},
+		{[]string{"bytes", "-key", "fleet", "-n", "4"}, "qrng: -key fleet needs a pool: give -redis URL or set QRNG_REDIS_URL"},
+		{[]string{"floats", "-key", "fleet"}, "qrng: -key fleet needs a pool"},
+		{[]string{"ints", "-emulator", "-key", "fleet"}, "qrng: -key fleet names a pool, and -emulator uses none"},
+		{[]string{"serve", "-token="}, "qrng: -token: want a token (omit -token for a random one)"},
+		{[]string{"ints", "-o", ""}, "qrng: -o: want a file name"},
+		{[]string{"probe", "-emulator", "-o", ""}, "qrng: -o: want a file name"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			assertUsageError(t, runCmd(t, nil, tc.args...), tc.want)
@@ -146,16 +156,17 @@ func TestHelp(t *testing.T) {
 	assert.NotContains(t, r.stdout, "-bits")
 }
 
-// Issue 9, item 24: sizes follow coreutils: K and KiB are 1024, KB is
-// 1000, unit words in any case.
-func TestSizeUnitsFollowCoreutils(t *testing.T) {
-	for in, want := range map[string]int{"32": 32, "7B": 7, "7b": 7, "4k": 4096, "4K": 4096, "4KiB": 4096, "4kib": 4096,
+// Issue 9, item 24, and issue 18, item 12: qrng's own size rule (not
+// coreutils'): K and KiB are 1024, KB is 1000, b is one byte, units in
+// any case. TestReadmeSizeTable checks the README's examples.
+func TestSizeUnits(t *testing.T) {
+	for in, want := range map[string]int{"32": 32, "7B": 7, "7b": 7, "1b": 1, "4k": 4096, "4K": 4096, "4KiB": 4096, "4kib": 4096,
 		"4KB": 4000, "4kB": 4000, "4kb": 4000, "1m": 1 << 20, "1MB": 1_000_000, "1 KiB": 1024} {
 		r := runCmd(t, nil, "bytes", "-n", in, "-bits", "64")
 		require.Equal(t, 0, r.code, "%s: %s", in, r.stderr)
 		assert.Len(t, r.stdout, want, in)
 	}
-	for _, bad := range []string{"1.5K", "K", "4Q", "4 KiBs", "4KiBB", "0x10", "99999999999T", "-1", "+4"} {
+	for _, bad := range []string{"1.5K", "K", "4Q", "4 KiBs", "4KiBB", "0x10", "99999999999T", "-1", "+4", "1e3", "1 000", "4kibi"} {
 		assertUsageError(t, runCmd(t, nil, "bytes", "-n", bad), "-n")
 	}
 }
@@ -170,4 +181,24 @@ func TestEnvironmentErrorHasOnePrefix(t *testing.T) {
 			assert.NotContains(t, r.stderr, "secret-token")
 		})
 	}
+}
+
+// Issue 18, item 14: 'qrng help pool' shows both pool commands, 'qrng
+// help help' is help's own help, and neither is an error.
+func TestHelpOfPoolAndOfHelp(t *testing.T) {
+	r := runCmd(t, nil, "help", "pool")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "usage: qrng pool fill [flags]")
+	assert.Contains(t, r.stdout, "usage: qrng pool status [flags]")
+	assert.Contains(t, r.stdout, "-target")
+	r = runCmd(t, nil, "help", "help")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "usage: qrng help [command]")
+	assert.Empty(t, r.stderr)
+	r = runCmd(t, nil, "help")
+	require.Equal(t, 0, r.code)
+	for _, want := range []string{"  version ", "  help ", "not coreutils'", "129, 130, 131 or 143", "a missing QCI_TOKEN"} {
+		assert.Contains(t, r.stdout, want)
+	}
+	assert.NotContains(t, r.stdout, "as coreutils reads them")
 }

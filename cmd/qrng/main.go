@@ -7,14 +7,16 @@
 //	qrng bytes -n 1MiB -o key.bin -format raw|hex|base64
 //	qrng usage -from 2026-11-01 -to 2026-11-30
 //	qrng serve -addr 127.0.0.1:8080
+//	qrng probe, qrng pool fill, qrng pool status, qrng version
 //
 // The API token comes from $QCI_TOKEN and the service's address from
 // $QCI_API_URL. Without a token, or with -emulator, qrng uses a built-in
 // emulator and says on stderr that the numbers are not quantum.
 //
-// Exit status: 0 on success, 1 on a runtime error, 2 on a usage error,
-// 130 or 143 when interrupted by SIGINT or SIGTERM. Run 'qrng help' for
-// the rules each flag follows.
+// Exit status: 0 on success (or when stdout's reader went away), 1 on a
+// runtime error, 2 on a usage error (a missing QCI_TOKEN included), 129,
+// 130, 131 or 143 when ended by SIGHUP, SIGINT, SIGQUIT or SIGTERM. Run
+// 'qrng help' for the rules each flag follows.
 package main
 
 import (
@@ -36,7 +38,7 @@ func main() {
 
 // env gives the command its surroundings; tests pass their own.
 type env struct {
-	ctx        context.Context // ends when SIGINT or SIGTERM arrives
+	ctx        context.Context // ends when one of stopSignals arrives
 	stdout     io.Writer
 	stderr     *console
 	getenv     func(string) string
@@ -88,6 +90,8 @@ func (e *env) dispatch(args []string) error {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		return e.help(rest)
+	case "-version", "--version":
+		name = "version"
 	case "pool": // two words: pool fill, pool status
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return &usageError{msg: "pool: want fill or status", hint: "run 'qrng help'"}
@@ -151,7 +155,7 @@ func (e *env) report(err error) int {
 	case err == nil || errors.Is(err, errHelpShown):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "qrng: %s\n", ue.msg)
+		fmt.Fprintf(e.stderr, "qrng: %s\n", bareText(ue.msg))
 		if ue.hint != "" {
 			fmt.Fprintln(e.stderr, ue.hint)
 		}
@@ -161,7 +165,7 @@ func (e *env) report(err error) int {
 		msg := "qrng: interrupted by " + signalName(sig)
 		var in *interrupted
 		if errors.As(err, &in) && in.done != "" {
-			msg += " " + in.done
+			msg += " " + bareText(in.done)
 		}
 		fmt.Fprintln(e.stderr, msg)
 		return 128 + int(sig)

@@ -287,13 +287,23 @@ func TestBytesStreamsUntilPipeClosesOrInterrupt(t *testing.T) {
 	assert.Equal(t, 130, <-done)
 	assert.Regexp(t, `qrng: interrupted by SIGINT after \d+ bytes\n$`, errb.String())
 
-	// With -n, a closed pipe is an error.
+	// With -n too, a closed pipe ends the run with status 0 (issue 18,
+	// item 6), and another write error is an error.
 	w = &countingWriter{limit: 1000}
 	errb.Reset()
-	code = run(context.Background(), []string{"bytes", "-n", "4KiB"}, w, &errb, func(string) string { return "" })
+	code = run(context.Background(), []string{"bytes", "-n", "4MiB"}, w, &errb, func(string) string { return "" })
+	assert.Equal(t, 0, code, errb.String())
+	assert.NotContains(t, errb.String(), "broken pipe")
+	errb.Reset()
+	code = run(context.Background(), []string{"bytes", "-n", "4MiB"}, failingWriter{}, &errb, func(string) string { return "" })
 	assert.Equal(t, 1, code)
-	assert.Contains(t, errb.String(), "qrng: writing output: broken pipe")
+	assert.Contains(t, errb.String(), "qrng: writing output: no space left on device")
 }
+
+// failingWriter fails every write as a full disk does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
 type syncBuffer struct {
@@ -371,7 +381,9 @@ func TestServeSpeaksTheQuickstartAPI(t *testing.T) {
 func TestProgressBar(t *testing.T) {
 	var b bytes.Buffer
 	c := &console{w: &b}
-	p := &progress{c: c, total: 1 << 20, binary: true}
+	still := time.Now()
+	clock := func() time.Time { return still } // no time passes: no rate yet
+	p := &progress{c: c, total: 1 << 20, binary: true, now: clock, start: still}
 	p.update(100) // too little to redraw
 	assert.Empty(t, b.String())
 	p.update(512 << 10)
@@ -384,7 +396,7 @@ func TestProgressBar(t *testing.T) {
 	assert.True(t, strings.HasSuffix(b.String(), "MiB\nqrng: a message\n"), "one newline ends the bar: %q", b.String())
 
 	b.Reset()
-	p = &progress{c: c, total: 2_000_000}
+	p = &progress{c: c, total: 2_000_000, now: clock, start: still}
 	p.update(1_000_000)
 	fmt.Fprintln(c, "qrng: cut short")
 	assert.Equal(t, "\r[===============               ]  50% 1.0 / 2.0 MB\nqrng: cut short\n", b.String())

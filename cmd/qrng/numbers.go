@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"strconv"
@@ -21,7 +20,7 @@ func (c *intsCmd) define(fs *flag.FlagSet) {
 }
 
 func (c *intsCmd) check(given map[string]bool) error {
-	if err := c.fetchFlags.check(); err != nil {
+	if err := c.fetchFlags.check(given); err != nil {
 		return err
 	}
 	if c.n < 1 {
@@ -57,8 +56,8 @@ func (c *floatsCmd) define(fs *flag.FlagSet) {
 	fs.IntVar(&c.n, "n", 1, "how many floats, at least 1")
 }
 
-func (c *floatsCmd) check(map[string]bool) error {
-	if err := c.fetchFlags.check(); err != nil {
+func (c *floatsCmd) check(given map[string]bool) error {
+	if err := c.fetchFlags.check(given); err != nil {
 		return err
 	}
 	if c.n < 1 {
@@ -75,30 +74,33 @@ func (c *floatsCmd) run(e *env) error {
 }
 
 // numbers prints n lines made by next, which appends one number to line;
-// the n numbers take about need bytes of the stream.
+// the n numbers take about need bytes of the stream. The lines go to
+// stdout or to the -o file, under the rules of sink.
 func (e *env) numbers(f *fetchFlags, n int, need int64, next func(*feed, []byte) ([]byte, error)) error {
-	src, b, err := e.open(f, batchFor(need, f.bits))
+	out, err := e.openSink(f, 0o600) // random numbers are private
 	if err != nil {
 		return err
 	}
-	defer e.finish(src, b)
-	fd := &feed{ctx: e.ctx, src: src, left: need}
-	defer clear(fd.store[:])
-	w := bufio.NewWriter(e.stdout)
+	defer out.discard()
+	batch := batchFor(need, f.bits)
+	src, b, err := e.open(f, batch)
+	if err != nil {
+		return err
+	}
+	defer e.finish(src, b, f)
+	fd := newFeed(e.ctx, src, need, needBytes(batch, f.bits))
+	defer fd.erase()
 	var line []byte
+	defer func() { clear(line) }()
 	for i := range n {
 		line, err = next(fd, line[:0])
 		if err != nil {
-			if e.ctx.Err() != nil {
-				w.Flush() // so that the count reported is what stdout received
-				return &interrupted{fmt.Sprintf("after %d of %d values", i, n)}
-			}
-			return err
+			// Every line written is whole: once flushed, stdout has i lines.
+			return out.stop(err, e.ctx.Err() != nil, func(int64) string { return fmt.Sprintf("after %d of %d values", i, n) })
 		}
-		w.Write(append(line, '\n'))
+		if _, err := out.Write(append(line, '\n')); err != nil {
+			return pipeClosedIsDone(err)
+		}
 	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("qrng: writing output: %w", err)
-	}
-	return nil
+	return pipeClosedIsDone(out.commit())
 }

@@ -28,12 +28,13 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
-// oneBatchServer serves one batch of random numbers, then refuses every
-// request with 400 (which is not retried).
+// oneBatchServer serves the first request for random numbers (a bounded
+// command's first request is what it needs, up to a batch), then refuses
+// every request with 400 (which is not retried).
 func oneBatchServer(t *testing.T) map[string]string {
 	srv := qrngtest.NewServer(qrngtest.Options{})
 	t.Cleanup(srv.Close)
-	srv.Inject(qrngtest.Fault{}, qrngtest.Fault{Status: 400, Body: `{"detail": "refused"}`, Times: -1})
+	srv.Inject(qrngtest.Fault{Times: 1}, qrngtest.Fault{Status: 400, Body: `{"detail": "refused"}`, Times: -1})
 	return map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL}
 }
 
@@ -64,7 +65,8 @@ func TestOutputFileUntouchedWhenARunFails(t *testing.T) {
 	assert.NoFileExists(t, fresh)
 	assert.Equal(t, []string{"old.bin"}, dirNames(t, dir), "no partial or temporary file")
 
-	// Success replaces the file whole, private to its owner.
+	// Success replaces the file's content whole; it keeps its mode
+	// (issue 18, item 7), while a new file is private to its owner.
 	r = runCmd(t, nil, "bytes", "-n", "1KiB", "-o", old)
 	require.Equal(t, 0, r.code, r.stderr)
 	data, err = os.ReadFile(old)
@@ -72,7 +74,7 @@ func TestOutputFileUntouchedWhenARunFails(t *testing.T) {
 	assert.Len(t, data, 1024)
 	st, err := os.Stat(old)
 	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	assert.Equal(t, os.FileMode(0o644), st.Mode().Perm())
 	assert.Equal(t, []string{"old.bin"}, dirNames(t, dir))
 }
 
@@ -107,8 +109,9 @@ func TestOutputNeedsACountAndARegularFile(t *testing.T) {
 	assert.ElementsMatch(t, []string{"link.bin", "target.bin"}, dirNames(t, dir))
 }
 
-// Issue 9, item 20: SIGINT or SIGTERM mid-run exits 130 or 143 with one
-// line saying how much was written; with -o, nothing is kept. (2 MiB is
+// Issue 9, item 20: SIGINT or SIGTERM (and SIGHUP or SIGQUIT) mid-run
+// exits 130 or 143 (129, 131) with one line saying how much was written;
+// with -o, nothing is kept. (2 MiB is
 // the least -n that takes two requests: the second one hangs.)
 func TestInterruptExitStatusAndMessage(t *testing.T) {
 	for _, tc := range []struct {
@@ -130,6 +133,19 @@ func TestInterruptExitStatusAndMessage(t *testing.T) {
 			`^qrng: interrupted by SIGTERM after (\d+) bytes$`, "hex"},
 		{"SIGINT, ints", syscall.SIGINT, 130, "", []string{"ints", "-n", "1100000", "-bits", "8"},
 			`^qrng: interrupted by SIGINT after (\d+) of 1100000 values$`, "lines"},
+		// Issue 18, item 3: SIGHUP (a terminal closed) and SIGQUIT, as
+		// SIGINT and SIGTERM, with the message and no partial file.
+		{"SIGHUP, -o over a file", syscall.SIGHUP, 129, "existing", []string{"bytes", "-n", "2MiB"},
+			`^qrng: interrupted by SIGHUP after (\d+) of 2097152 bytes; nothing kept: ".*out.bin" is unchanged$`, "bytes"},
+		{"SIGQUIT, -o a new file", syscall.SIGQUIT, 131, "new", []string{"bytes", "-n", "2MiB"},
+			`^qrng: interrupted by SIGQUIT after (\d+) of 2097152 bytes; nothing kept: ".*out.bin" was not created$`, "bytes"},
+		{"SIGHUP, floats", syscall.SIGHUP, 129, "", []string{"floats", "-n", "300000"},
+			`^qrng: interrupted by SIGHUP after (\d+) of 300000 values$`, "lines"},
+		// Issue 18, item 18: ints and floats take -o, with the same rule.
+		{"SIGINT, ints -o over a file", syscall.SIGINT, 130, "existing", []string{"ints", "-n", "1100000", "-bits", "8"},
+			`^qrng: interrupted by SIGINT after (\d+) of 1100000 values; nothing kept: ".*out.bin" is unchanged$`, "lines"},
+		{"SIGTERM, floats -o a new file", syscall.SIGTERM, 143, "new", []string{"floats", "-n", "300000"},
+			`^qrng: interrupted by SIGTERM after (\d+) of 300000 values; nothing kept: ".*out.bin" was not created$`, "lines"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := qrngtest.NewServer(qrngtest.Options{})
@@ -167,7 +183,9 @@ func TestInterruptExitStatusAndMessage(t *testing.T) {
 			case "hex":
 				assert.Equal(t, 2*n, len(strings.TrimSuffix(p.stdout.String(), "\n")), "the count is what stdout received")
 			case "lines":
-				assert.Len(t, strings.Fields(p.stdout.String()), n, "the count is what stdout received")
+				if tc.out == "" {
+					assert.Len(t, strings.Fields(p.stdout.String()), n, "the count is what stdout received")
+				}
 			}
 			switch tc.out {
 			case "existing":

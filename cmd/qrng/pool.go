@@ -53,7 +53,11 @@ func (r *redisFlags) resolve(e *env, required bool) (*redis.Options, error) {
 	opts, err := redis.ParseURL(r.url)
 	if err != nil {
 		// Never the parser's text: it quotes the URL, password and all.
-		return nil, usagef("-redis: not a Redis URL (want redis://, rediss:// or unix://, as go-redis reads them)")
+		from := "-redis"
+		if !r.given {
+			from = "QRNG_REDIS_URL" // the flag was not used: name what was
+		}
+		return nil, usagef("%s: not a Redis URL (want redis://, rediss:// or unix://, as go-redis reads them)", from)
 	}
 	return opts, nil
 }
@@ -92,16 +96,19 @@ var quietOnce sync.Once
 func quiet() { quietOnce.Do(func() { redis.SetLogger(quietRedis{}) }) }
 
 // poolBackend opens a consumer of the pool, for bytes, ints and floats.
+// Its chunk size is the pool's, which the README's consumer ACL may read;
+// where it is not known yet, the first Fetch learns it from the first
+// chunk (and pops one chunk only), so a guess here wastes nothing.
 func (e *env) poolBackend(opts *redis.Options, key string) (*backend, error) {
 	rdb := redis.NewClient(opts)
-	chunk := redispool.DefaultChunkSize
-	if st, err := redispool.ReadStatus(e.ctx, rdb, key); err == nil && st.ChunkSize > 0 {
-		chunk = st.ChunkSize
-	}
-	c, err := redispool.NewConsumer(redispool.ConsumerConfig{Redis: rdb, Prefix: key, ChunkSize: chunk})
+	c, err := redispool.NewConsumer(redispool.ConsumerConfig{Redis: rdb, Prefix: key})
 	if err != nil {
 		rdb.Close()
 		return nil, err
+	}
+	chunk, err := c.ChunkSize(e.ctx)
+	if err != nil || chunk == 0 {
+		chunk = redispool.DefaultChunkSize // Redis down: Fetch reports it
 	}
 	return &backend{pool: c, chunk: chunk, rdb: rdb}, nil
 }
@@ -113,18 +120,21 @@ type poolFillCmd struct {
 	bits   int
 	quota  int64
 	chunk  string
+	daily  string
 
 	opts    *redis.Options
 	targetN int64
 	chunkN  int64
+	dailyN  int64 // FillerConfig.DailyBits
 }
 
 func (c *poolFillCmd) define(fs *flag.FlagSet) {
 	c.redisFlags.define(fs)
-	fs.StringVar(&c.target, "target", "64MiB", "bytes to keep in the pool (refilled when half is gone)")
+	fs.StringVar(&c.target, "target", "2MiB", "bytes to keep in the pool (refilled when half is gone)")
 	fs.IntVar(&c.bits, "bits", qrng.DefaultBits, "width in bits of each value fetched, 1..64")
 	fs.Int64Var(&c.quota, "quota", qrng.DefaultQuotaBits, "bits all fillers of the pool may fetch per UTC month")
 	fs.StringVar(&c.chunk, "chunk", "16KiB", "bytes per chunk, 512 to 64KiB")
+	fs.StringVar(&c.daily, "daily", "even", "bits all fillers may fetch per UTC day: even (the quota left over the days left), off (no daily limit), or BITS")
 }
 
 func (c *poolFillCmd) check(map[string]bool) error {
@@ -145,6 +155,18 @@ func (c *poolFillCmd) check(map[string]bool) error {
 	case c.targetN < c.chunkN:
 		return usagef("-target %s is less than one chunk", c.target)
 	}
+	switch c.daily {
+	case "even":
+		c.dailyN = 0
+	case "off":
+		c.dailyN = -1
+	default:
+		n, err := strconv.ParseInt(c.daily, 10, 64)
+		if err != nil || n < 1 {
+			return usagef("-daily %q: want even, off or a positive number of bits", c.daily)
+		}
+		c.dailyN = n
+	}
 	return nil
 }
 
@@ -164,14 +186,33 @@ func (c *poolFillCmd) run(e *env) error {
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	f, err := redispool.NewFiller(redispool.FillerConfig{Redis: rdb, Prefix: c.key, Token: token, BaseURL: base,
-		Bits: c.bits, ChunkSize: int(c.chunkN), Target: c.targetN, QuotaBits: c.quota, Logger: newLoggerAt(e.stderr, slog.LevelInfo)})
+		Bits: c.bits, ChunkSize: int(c.chunkN), Target: c.targetN, QuotaBits: c.quota, DailyBits: c.dailyN,
+		Logger: newLoggerAt(e.stderr, slog.LevelInfo), OnStart: func(b redispool.Budget) { c.started(e, b) }})
 	if err != nil {
-		return usagef("%s", bare(err))
+		return usagef("%s", fillerFlags.Replace(bare(err)))
 	}
 	if err := f.Run(e.ctx); err != nil && e.ctx.Err() == nil {
 		return fmt.Errorf("pool fill: %w", err)
 	}
 	return nil // stopped by SIGINT or SIGTERM: a clean stop, as serve's
+}
+
+// fillerFlags names, in the filler's configuration errors, the flag that
+// set each field the user can set, not the Go field.
+var fillerFlags = strings.NewReplacer("FillerConfig.QuotaBits", "-quota", "FillerConfig.ChunkSize", "-chunk",
+	"FillerConfig.Target", "-target", "FillerConfig.Bits", "-bits", "FillerConfig.DailyBits", "-daily")
+
+// started prints the line pool fill prints once filling starts: the target
+// and today's share, in bytes and as shares of the month's quota.
+func (c *poolFillCmd) started(e *env, b redispool.Budget) {
+	month := float64(b.QuotaLimit)
+	share := "no daily limit (-daily off): the month's quota may be spent in a day"
+	if b.DailyShare >= 0 {
+		share = fmt.Sprintf("daily share %d bytes (%.2f%% of the month; %d of its %d bits used, %d days left, today included)",
+			b.DailyShare/8, 100*float64(b.DailyShare)/month, b.QuotaUsed, b.QuotaLimit, b.DaysLeft)
+	}
+	fmt.Fprintf(e.stderr, "qrng: pool fill: target %d bytes (%.2f%% of the month); %s\n",
+		c.targetN, 100*float64(8*c.targetN)/month, share)
 }
 
 // poolStatusCmd is 'qrng pool status'.
@@ -205,8 +246,19 @@ func (c *poolStatusCmd) run(e *env) error {
 		fmt.Fprintf(w, "quota: %d of %d bits used in %s (%.1f%%)\n", st.QuotaUsed, st.QuotaLimit, st.Month,
 			100*float64(st.QuotaUsed)/float64(st.QuotaLimit))
 	}
-	if !st.QuotaSpentUntil.IsZero() {
-		fmt.Fprintf(w, "quota spent until: %s\n", st.QuotaSpentUntil.UTC().Format(time.RFC3339))
+	when := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	if st.DailyShare >= 0 {
+		fmt.Fprintf(w, "today: %d of a daily share of %d bits used in %s (renews %s)\n", st.DayUsed, st.DailyShare, st.Day, when(st.DayRenews))
+	} else {
+		fmt.Fprintf(w, "today: %d bits used in %s, no daily limit (the day renews %s)\n", st.DayUsed, st.Day, when(st.DayRenews))
+	}
+	fmt.Fprintf(w, "month renews: %s (%d days left, today included)\n", when(st.MonthRenews), st.DaysLeft)
+	switch {
+	case st.QuotaSpentUntil.IsZero():
+	case st.DailySpent:
+		fmt.Fprintf(w, "daily share spent until: %s\n", when(st.QuotaSpentUntil))
+	default:
+		fmt.Fprintf(w, "quota spent until: %s\n", when(st.QuotaSpentUntil))
 	}
 	fmt.Fprintf(w, "filling: %v\n", st.Filling)
 	fmt.Fprintf(w, "fillers: %d\n", len(st.Fillers))

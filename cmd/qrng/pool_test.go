@@ -3,15 +3,20 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/qrng-go/qrng/qrngtest"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -93,6 +98,8 @@ func TestPoolCommandErrors(t *testing.T) {
 		{nil, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1"}, 2, "pool fill needs QCI_TOKEN"},
 		{nil, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1", "-chunk", "100"}, 2, "-chunk 100 outside 512B..64KiB"},
 		{nil, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1", "-quota", "0"}, 2, "-quota 0"},
+		{nil, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1", "-daily", "fast"}, 2, `-daily "fast": want even, off or a positive number of bits`},
+		{nil, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1", "-daily", "0"}, 2, `-daily "0"`},
 		{nil, []string{"pool", "status", "-redis", "ftp://x"}, 2, "-redis: "},
 		{nil, []string{"pool", "status", "-redis", "redis://user:hunter22secret@127.0.0.1:1"}, 1, "pool status: "},
 		{nil, []string{"bytes", "-n", "8", "-redis", "redis://127.0.0.1:1", "-emulator"}, 2, "-emulator and -redis exclude each other"},
@@ -105,4 +112,138 @@ func TestPoolCommandErrors(t *testing.T) {
 		assert.NotContains(t, r.stderr, "hunter22secret")
 		assert.LessOrEqual(t, len(strings.Split(strings.TrimSpace(r.stderr), "\n")), 2, "one line and a hint at most: %q", r.stderr)
 	}
+}
+
+// Issue 18, item 9: a filler that cannot start (a token the service
+// refuses) ends with one line starting "qrng: " once: no "redispool: "
+// and no second "qrng: " in a chain of prefixes (the filler's log lines
+// before it are the filler's own).
+func TestPoolFillBadTokenIsOneLine(t *testing.T) {
+	url := startRedis(t)
+	srv := qrngtest.Start(t, qrngtest.Options{})
+	p := startQrng(t, map[string]string{"QCI_TOKEN": "not-the-token", "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": url}, nil, nil,
+		"pool", "fill", "-target", "64KiB")
+	assert.Equal(t, 1, p.wait(t))
+	ls := stderrLines(p.stderr.String())
+	last := ls[len(ls)-1]
+	assert.Regexp(t, `^qrng: pool fill: .*401 Unauthorized: invalid refresh token$`, last)
+	assert.Equal(t, 1, strings.Count(last, "qrng:"), last)
+	assert.NotContains(t, last, "redispool:") // the lines before it are the filler's log
+	assert.NotContains(t, p.stderr.String(), "not-the-token")
+}
+
+// Issue 18, item 13: a fleet without a token, as the README shows it:
+// 'qrng serve' stands in for the service, and the filler reaches it
+// through QCI_API_URL with the token serve printed.
+func TestFleetWithoutAToken(t *testing.T) {
+	url := startRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	var wg sync.WaitGroup
+	wg.Go(func() { run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-token", "demo"}, out, io.Discard, nil) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	var api string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`export QCI_API_URL=(\S+) QCI_TOKEN=demo`).FindStringSubmatch(out.String())
+		if m != nil {
+			api = m[1]
+		}
+		return m != nil
+	}, 10*time.Second, 10*time.Millisecond, "serve says how to use it: %q", out.String())
+
+	fillEnv := map[string]string{"QCI_API_URL": api, "QCI_TOKEN": "demo", "QRNG_REDIS_URL": url}
+	fill := startQrng(t, fillEnv, nil, nil, "pool", "fill", "-target", "1MiB")
+	consumer := map[string]string{"QRNG_REDIS_URL": url}
+	require.Eventually(t, func() bool {
+		r := runCmd(t, consumer, "pool", "status")
+		return r.code == 0 && !strings.HasPrefix(r.stdout, "pool: 0 bytes")
+	}, 30*time.Second, 20*time.Millisecond, "filler stderr: %q", fill.stderr.String())
+	r := runCmd(t, consumer, "bytes", "-n", "32", "-format", "hex", "-v")
+	require.Equal(t, 0, r.code, r.stderr)
+	b, err := hex.DecodeString(strings.TrimSpace(r.stdout))
+	require.NoError(t, err)
+	assert.Len(t, b, 32)
+	// Issue 19, item 7: from a pool, what was fetched is the chunks taken.
+	assert.Equal(t, "qrng: fetched 131072 bits (16384 bytes) from the pool (1 chunk); served 32 bytes\n", r.stderr)
+	r = runCmd(t, consumer, "ints", "-n", "5", "-max", "6")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Len(t, lines(r.stdout), 5)
+	fill.signal(t, syscall.SIGQUIT) // as SIGINT, SIGTERM and SIGHUP: no goroutine dump
+	assert.Equal(t, 0, fill.wait(t), "a filler stops cleanly: %q", fill.stderr.String())
+	assert.NotContains(t, fill.stderr.String(), "goroutine ")
+}
+
+// readmeACL returns the README's ACL SETUSER line for user, with its
+// password filled in, as arguments.
+func readmeACL(t *testing.T, user, password string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 3 && f[0] == "ACL" && f[1] == "SETUSER" && f[2] == user {
+			for i := range f {
+				f[i] = strings.ReplaceAll(f[i], strings.ToUpper(strings.TrimPrefix(user, "qrng-"))+"-PASSWORD", password)
+			}
+			return f
+		}
+	}
+	t.Fatalf("README.md has no ACL line for %s", user)
+	return nil
+}
+
+// The README's consumer ACL: 'qrng bytes -n 1MiB' from a pool of 64 KiB
+// chunks learns the pool's chunk size and pops at most 17 chunks (16 are
+// 1 MiB). 'pool fill' prints its target and the day's share at start, and
+// 'pool status' shows today's spend, the share, and when the day and the
+// month renew.
+func TestPoolShareLinesAndWholeChunks(t *testing.T) {
+	url := startRedis(t)
+	sock := strings.TrimPrefix(url, "unix://")
+	admin := redis.NewClient(&redis.Options{Network: "unix", Addr: sock})
+	defer admin.Close()
+	ctx := context.Background()
+	for _, user := range []string{"qrng-consumer", "qrng-filler", "qrng-status"} {
+		args := readmeACL(t, user, "pw")
+		cmd := make([]any, len(args))
+		for i, a := range args {
+			cmd[i] = a
+		}
+		require.NoError(t, admin.Do(ctx, cmd...).Err(), "%v", args)
+	}
+	as := func(user string) string { return "unix://" + user + ":pw@" + sock }
+	srv := qrngtest.Start(t, qrngtest.Options{})
+	fillEnv := map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": as("qrng-filler")}
+
+	fctx, cancel := context.WithCancel(ctx)
+	var fill result
+	var wg sync.WaitGroup
+	wg.Go(func() { fill = runCmdCtx(t, fctx, fillEnv, "pool", "fill", "-chunk", "64KiB", "-target", "1536KiB") })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	require.Eventually(t, func() bool { return admin.LLen(ctx, "qrng:pool").Val() >= 24 }, 30*time.Second, 10*time.Millisecond)
+
+	r := runCmd(t, map[string]string{"QRNG_REDIS_URL": as("qrng-status")}, "pool", "status")
+	require.Equal(t, 0, r.code, r.stderr)
+	now := time.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	left := int64(next.Sub(today) / (24 * time.Hour))
+	share := int64(1_000_000_000) / left
+	assert.Contains(t, r.stdout, fmt.Sprintf(" of a daily share of %d bits used in %s (renews %s)\n",
+		share, today.Format(time.DateOnly), today.AddDate(0, 0, 1).Format(time.RFC3339)))
+	assert.Contains(t, r.stdout, fmt.Sprintf("month renews: %s (%d days left, today included)\n", next.Format(time.RFC3339), left))
+
+	cancel()
+	wg.Wait()
+	require.Equal(t, 0, fill.code, fill.stderr)
+	first := strings.SplitN(fill.stderr, "\n", 2)[0]
+	assert.Equal(t, fmt.Sprintf("qrng: pool fill: target 1572864 bytes (1.26%% of the month); daily share %d bytes (%.2f%% of the month; 0 of its 1000000000 bits used, %d days left, today included)",
+		share/8, 100*float64(share)/1e9, left), first)
+
+	before := admin.LLen(ctx, "qrng:pool").Val()
+	r = runCmd(t, map[string]string{"QRNG_REDIS_URL": as("qrng-consumer")}, "bytes", "-n", "1MiB", "-o", filepath.Join(t.TempDir(), "out"))
+	require.Equal(t, 0, r.code, r.stderr)
+	popped := before - admin.LLen(ctx, "qrng:pool").Val()
+	assert.LessOrEqual(t, popped, int64(17), "1 MiB from 64 KiB chunks")
+	assert.GreaterOrEqual(t, popped, int64(16))
 }

@@ -17,8 +17,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -178,8 +176,11 @@ func (c *probeCmd) check(given map[string]bool) error {
 	if c.timeout <= 0 {
 		return usagef("-timeout %s: want a positive duration", c.timeout)
 	}
-	if given["o"] && c.out == "" {
-		return usagef("-o: want a file name")
+	if given["o"] {
+		if c.out == "" {
+			return usagef("-o: want a file name")
+		}
+		return checkOutFile(c.out)
 	}
 	return nil
 }
@@ -187,22 +188,36 @@ func (c *probeCmd) check(given map[string]bool) error {
 func (c *probeCmd) run(e *env) error {
 	emulator, asJSON, out, timeout := &c.emulator, &c.asJSON, &c.out, &c.timeout
 	token, base := e.getenv("QCI_TOKEN"), e.getenv("QCI_API_URL")
-	switch {
-	case *emulator:
+	if token == "" && !*emulator {
+		return usagef("probe needs QCI_TOKEN: it checks the live service (-emulator probes the built-in emulator)")
+	}
+	if !*emulator {
+		if base == "" {
+			base = qrng.DefaultBaseURL
+		}
+		if _, err := qrng.NewClient(qrng.ClientConfig{BaseURL: base, Token: token}); err != nil {
+			return usagef("QCI_API_URL: %s", bare(err))
+		}
+	}
+	var file *outFile
+	if *out != "" {
+		// Opened before the first request: a file that cannot be written
+		// is refused before any quota is spent on a result it would lose.
+		// The report holds no secret (tokens are redacted): 0644 if new.
+		f, err := createOutFile(*out, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.discard()
+		file = f
+	}
+	if *emulator {
 		// The quota runs out at the probe's last request, so that the table
 		// shows the quota's answer too.
 		srv := qrngtest.NewServer(qrngtest.Options{QuotaBits: probeSpendBefore(64)})
 		defer srv.Close()
 		token, base = srv.Token, srv.URL
 		fmt.Fprintln(e.stderr, "qrng: -emulator given: probing the built-in emulator, not the live service")
-	case token == "":
-		return errors.New("qrng: probe: no QCI_TOKEN set: the probe checks the live service (-emulator probes the built-in emulator)")
-	}
-	if base == "" {
-		base = qrng.DefaultBaseURL
-	}
-	if _, err := qrng.NewClient(qrng.ClientConfig{BaseURL: base, Token: token}); err != nil {
-		return usagef("QCI_API_URL: %s", bare(err))
 	}
 	p := newProber(base, token, *timeout)
 	defer p.hc.CloseIdleConnections()
@@ -221,15 +236,18 @@ func (c *probeCmd) run(e *env) error {
 		rep.table(&buf)
 	}
 	text := []byte(p.redact(buf.String())) // a last pass: no token leaves, whatever a field holds
-	if *out != "" {
-		if err := writeFileAtomic(*out, text); err != nil {
-			return fmt.Errorf("qrng: probe: %w", err)
+	if file != nil {
+		if _, err := file.Write(text); err != nil {
+			return fmt.Errorf("qrng: probe: %s; %s", bare(err), file.kept())
+		}
+		if err := file.commit(); err != nil {
+			return err
 		}
 		fmt.Fprintf(e.stderr, "qrng: probe: %s; written to %s\n", rep.summary(), *out)
-	} else if _, err := e.stdout.Write(text); err != nil {
+	} else if _, err := e.stdout.Write(text); err != nil && !isBrokenPipe(err) {
 		return fmt.Errorf("qrng: writing output: %w", err)
 	}
-	return rep.err()
+	return rep.err() // a closed pipe on stdout is no error; the verdicts still are
 }
 
 func newProber(base, token string, timeout time.Duration) *prober {
@@ -487,32 +505,6 @@ func readDetail(body []byte) detailInfo {
 	}
 	d.msg = strings.Join(msgs, "; ")
 	return d
-}
-
-// writeFileAtomic writes data to a temporary file beside name, then renames
-// it, so that name is never left half written.
-func writeFileAtomic(name string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
 
 // table prints the report for people.

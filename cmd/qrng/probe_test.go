@@ -359,10 +359,14 @@ func TestProbeWritesFile(t *testing.T) {
 		entries, err := os.ReadDir(dir)
 		require.NoError(t, err)
 		assert.Len(t, entries, 1, "no temporary file left behind")
+		st, err := os.Stat(file)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o644), st.Mode().Perm(), "the report holds no secret")
+		require.NoError(t, os.Remove(file)) // the next is new too
 	}
 	r := runCmd(t, nil, "probe", "-emulator", "-o", filepath.Join(dir, "no-such-dir", "x"))
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, oneErrorLine(t, r.stderr), "qrng: probe: open ")
+	assert.Contains(t, oneErrorLine(t, r.stderr), "qrng: -o "+filepath.Join(dir, "no-such-dir", "x")+": no such folder ")
 }
 
 func TestProbeExitCodes(t *testing.T) {
@@ -373,7 +377,7 @@ func TestProbeExitCodes(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"no token", nil, nil, 1, "qrng: probe: no QCI_TOKEN set: the probe checks the live service (-emulator probes the built-in emulator)"},
+		{"no token", nil, nil, 2, "qrng: probe needs QCI_TOKEN: it checks the live service (-emulator probes the built-in emulator)"},
 		{"stray argument", nil, []string{"-emulator", "now"}, 2, `qrng: unexpected argument "now"`},
 		{"unknown flag", nil, []string{"-n", "5"}, 2, "flag provided but not defined: -n"},
 		{"bad timeout", nil, []string{"-emulator", "-timeout", "0s"}, 2, "qrng: -timeout 0s: want a positive duration"},

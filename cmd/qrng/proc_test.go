@@ -40,7 +40,15 @@ func startQrng(t *testing.T, envv map[string]string, stdout, stderr *os.File, ar
 	t.Helper()
 	exe, err := os.Executable()
 	require.NoError(t, err)
+	return startQrngAs(t, exe, nil, envv, stdout, stderr, args...)
+}
+
+// startQrngAs is startQrng running the test binary exe, with attrs (such
+// as another user's credentials) when not nil.
+func startQrngAs(t *testing.T, exe string, attrs *syscall.SysProcAttr, envv map[string]string, stdout, stderr *os.File, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(exe, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.SysProcAttr = attrs
 	p.cmd.Env = []string{runMainEnv + "=1"}
 	for k, v := range envv {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)

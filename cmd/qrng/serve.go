@@ -19,6 +19,7 @@ type serveCmd struct {
 	quota       int64
 	maxBits     int
 	ttl         time.Duration
+	rate        int64
 }
 
 func (c *serveCmd) define(fs *flag.FlagSet) {
@@ -28,6 +29,7 @@ func (c *serveCmd) define(fs *flag.FlagSet) {
 	fs.Int64Var(&c.quota, "quota-bits", 1_000_000_000, "monthly quota in bits; negative: none")
 	fs.IntVar(&c.maxBits, "max-bits", 64, "largest n_bits accepted, 1..64")
 	fs.DurationVar(&c.ttl, "token-ttl", time.Hour, "access-token lifetime")
+	fs.Int64Var(&c.rate, "rate", 0, "`BITS` per second the emulated device makes: a request of n values of b bits is answered n*b/BITS seconds later (default: at once)")
 }
 
 func (c *serveCmd) check(given map[string]bool) error {
@@ -35,6 +37,8 @@ func (c *serveCmd) check(given map[string]bool) error {
 		return usagef("-addr %q: want HOST:PORT", c.addr)
 	}
 	switch {
+	case given["token"] && c.token == "":
+		return usagef("-token: want a token (omit -token for a random one)")
 	case given["seed"] && c.seed == 0:
 		return usagef("-seed 0: want a nonzero seed (omit -seed for crypto/rand numbers)")
 	case c.quota == 0:
@@ -43,6 +47,8 @@ func (c *serveCmd) check(given map[string]bool) error {
 		return usagef("-max-bits %d outside 1..64", c.maxBits)
 	case c.ttl <= 0:
 		return usagef("-token-ttl %s: want a positive duration", c.ttl)
+	case given["rate"] && c.rate <= 0:
+		return usagef("-rate %d: want a positive number of bits per second (omit -rate for answers at once)", c.rate)
 	}
 	return nil
 }
@@ -55,7 +61,7 @@ func validPort(p string) bool {
 // run serves until the context ends (SIGINT, SIGTERM): a clean stop,
 // status 0.
 func (c *serveCmd) run(e *env) error {
-	em := qrngtest.New(qrngtest.Options{Token: c.token, Seed: c.seed, QuotaBits: c.quota, MaxBits: c.maxBits, AccessTokenTTL: c.ttl})
+	em := qrngtest.New(qrngtest.Options{Token: c.token, Seed: c.seed, QuotaBits: c.quota, MaxBits: c.maxBits, AccessTokenTTL: c.ttl, Rate: c.rate})
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return fmt.Errorf("qrng: serve: %w", err)

@@ -19,13 +19,23 @@ func signalName(sig syscall.Signal) string {
 		return "SIGINT"
 	case syscall.SIGTERM:
 		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
 	}
 	return sig.String()
 }
 
-// notifyContext is signal.NotifyContext for SIGINT and SIGTERM, with the
-// signal as the context's cause. After the first signal the handlers are
-// reset, so a second one ends the process at once.
+// stopSignals end a command: each one cancels its context, so that it
+// stops, says how far it got and leaves no partial file (a terminal
+// closed, SIGHUP, and SIGQUIT, which would otherwise kill the process
+// with a goroutine dump, included).
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
+// notifyContext is signal.NotifyContext for stopSignals, with the signal
+// as the context's cause. After the first signal the handlers are reset,
+// so a second one ends the process at once.
 func notifyContext(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
 	// A closed pipe on stdout must come back as EPIPE from Write, which
@@ -33,7 +43,7 @@ func notifyContext(parent context.Context) (context.Context, func()) {
 	// process as Go does by default for fd 1 and 2.
 	signal.Ignore(syscall.SIGPIPE)
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(ch, stopSignals...)
 	go func() {
 		select {
 		case s := <-ch:

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -12,13 +13,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// fetchFlags are the flags of every command that fetches numbers.
+// fetchFlags are the flags of every command that fetches numbers and
+// writes them out (bytes, ints, floats).
 type fetchFlags struct {
 	emulator bool
 	fallback string
 	bits     int
 	pool     redisFlags
+	out      string // -o FILE, or "" for stdout
+	verbose  bool   // -v: say what was fetched and served
+
 	policy   qrng.FallbackPolicy // from fallback, set by check
+	keyGiven bool                // -key was on the command line
 }
 
 func (f *fetchFlags) define(fs *flag.FlagSet) {
@@ -26,11 +32,24 @@ func (f *fetchFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.emulator, "emulator", false, "use the built-in emulator even if QCI_TOKEN is set (numbers are NOT quantum)")
 	fs.StringVar(&f.fallback, "fallback", "never", "when crypto/rand may stand in: never, quota or error")
 	fs.IntVar(&f.bits, "bits", qrng.DefaultBits, "width in bits of each value fetched, 1..64")
+	fs.StringVar(&f.out, "o", "", "write to `FILE` instead of stdout, whole or not at all")
+	fs.BoolVar(&f.verbose, "v", false, "at the end, say on stderr how many bits were fetched and bytes served")
 }
 
-func (f *fetchFlags) check() error {
+func (f *fetchFlags) check(given map[string]bool) error {
 	if f.bits < 1 || f.bits > 64 {
 		return usagef("-bits %d outside 1..64", f.bits)
+	}
+	if f.keyGiven = given["key"]; f.keyGiven && f.pool.key == "" {
+		return usagef("-key: want a prefix (omit -key for %q)", redispool.DefaultPrefix)
+	}
+	if given["o"] {
+		if f.out == "" {
+			return usagef("-o: want a file name")
+		}
+		if err := checkOutFile(f.out); err != nil {
+			return err
+		}
 	}
 	switch f.fallback {
 	case "never":
@@ -82,6 +101,9 @@ func (e *env) backend(f *fetchFlags) (*backend, error) {
 	if f.emulator && f.pool.given {
 		return nil, usagef("%s", errNoPoolWithEmulator)
 	}
+	if f.emulator && f.keyGiven {
+		return nil, usagef("-key %s names a pool, and -emulator uses none", f.pool.key)
+	}
 	if !f.emulator { // -emulator wins over $QRNG_REDIS_URL
 		opts, err := f.pool.resolve(e, false)
 		if err != nil {
@@ -89,6 +111,9 @@ func (e *env) backend(f *fetchFlags) (*backend, error) {
 		}
 		if opts != nil {
 			return e.poolBackend(opts, f.pool.key) // no token, no notice: the bytes are the service's
+		}
+		if f.keyGiven {
+			return nil, usagef("-key %s needs a pool: give -redis URL or set QRNG_REDIS_URL", f.pool.key)
 		}
 	}
 	if token := e.getenv("QCI_TOKEN"); token != "" && !f.emulator {
@@ -125,11 +150,16 @@ func (e *env) sourceConfig(f *fetchFlags, b *backend, batch int) qrng.Config {
 		cfg.QuotaBits = -1
 	}
 	if b.pool != nil {
-		// Whole chunks per batch: as many as a bounded command needs (at
-		// most 12), 12 for a stream. Bits only sizes the batch here.
+		// Whole chunks per batch: as many as a bounded command needs, split
+		// evenly over as few batches as a batch's limit allows (so that
+		// it pops at most a chunk's tail more than it serves), 12 for a
+		// stream. Bits only sizes the batch here.
 		chunks := int64(12)
 		if batch > 0 {
-			chunks = min(12, max(1, (needBytes(batch, f.bits)+int64(b.chunk)-1)/int64(b.chunk)))
+			need := max(1, (needBytes(batch, f.bits)+int64(b.chunk)-1)/int64(b.chunk))
+			most := max(1, int64(qrng.MaxSamples)*8/int64(b.chunk)) // a batch of 64-bit values
+			requests := (need + most - 1) / most
+			chunks = (need + requests - 1) / requests
 		}
 		cfg.Upstream, cfg.Bits = b.pool, 64
 		cfg.BatchSize = int(chunks) * b.chunk / 8
@@ -148,15 +178,54 @@ func (e *env) open(f *fetchFlags, batch int) (*qrng.Source, *backend, error) {
 	return qrng.NewSource(e.sourceConfig(f, b, batch)), b, nil
 }
 
-// finish closes the source and reports fallback use on stderr.
-func (e *env) finish(src *qrng.Source, b *backend) {
+// finish closes the source and reports fallback use on stderr, and with
+// -v what was fetched and served.
+func (e *env) finish(src *qrng.Source, b *backend, f *fetchFlags) {
+	src.Close() // first: no request is in flight when the counters are read
 	st := src.Stats()
-	src.Close()
+	fetched := fetchedBits(st, b)
 	b.close()
 	if st.FallbackBytes > 0 {
 		fmt.Fprintf(e.stderr, "qrng: %d of %d bytes came from crypto/rand, not the quantum service (last error: %s)\n",
 			st.FallbackBytes, st.FallbackBytes+st.QuantumBytes, bare(st.LastError))
 	}
+	if f.verbose {
+		fmt.Fprintf(e.stderr, "qrng: fetched %d bits (%s) from %s; served %d bytes\n",
+			fetched, plural((fetched+7)/8, "byte"), b.name(), st.QuantumBytes+st.FallbackBytes)
+	}
+}
+
+// fetchedBits is what a run took from where its numbers come from, in
+// bits: the one place that counts it. From the service or the emulator,
+// the local meter's count (Stats.QuotaBitsUsed: n_samples x n_bits of
+// every request answered with 200, the Source's own, since the command
+// does not sync the meter with the service); from a pool, every byte of
+// the chunks the consumer popped, served or not.
+func fetchedBits(st qrng.Stats, b *backend) int64 {
+	if b.pool != nil {
+		cs := b.pool.Stats()
+		return 8 * (cs.Bytes + cs.Discarded)
+	}
+	return st.QuotaBitsUsed
+}
+
+// name says where the numbers came from, for messages.
+func (b *backend) name() string {
+	switch {
+	case b.pool != nil:
+		return fmt.Sprintf("the pool (%s)", plural(b.pool.Stats().Chunks, "chunk"))
+	case b.srv != nil:
+		return "the built-in emulator"
+	}
+	return "the service"
+}
+
+// plural is "1 chunk", "2 chunks".
+func plural(n int64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // batchFor is the batch, in values of bits each, for a command that needs
@@ -178,15 +247,28 @@ func needBytes(count, width int) int64 {
 	return (min(int64(count), maxNeed)*int64(width) + 7) / 8
 }
 
-// bare is err's text on one line without its "qrng: " prefix, for
-// messages that add their own.
+// bare is err's text on one line without the package prefixes ("qrng: ",
+// "redispool: ") of the errors it wraps, for messages that add their own
+// "qrng: " once.
 func bare(err error) string {
 	if err == nil {
 		return "none"
 	}
-	s := strings.Join(strings.Fields(err.Error()), " ")
-	for strings.HasPrefix(s, "qrng: ") {
-		s = strings.TrimPrefix(s, "qrng: ")
-	}
-	return s
+	return bareText(err.Error())
 }
+
+// bareText is bare for a message's text.
+func bareText(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	for {
+		t := pkgPrefix.ReplaceAllString(s, "$1")
+		if t == s {
+			return s
+		}
+		s = t
+	}
+}
+
+// pkgPrefix is a package's prefix at the start of an error's text or of
+// a wrapped error's.
+var pkgPrefix = regexp.MustCompile(`(^|: |; |\()(qrng|redispool): `)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // isTerminal reports whether w is a character device (a terminal).
@@ -72,13 +73,20 @@ func (c *console) endLocked() {
 	}
 }
 
-// progress draws a one-line bar on the console. A nil *progress draws
-// nothing.
+// progress draws a one-line bar on the console: how much is done, the
+// average rate so far and, at that rate, the time left. A nil *progress
+// draws nothing.
 type progress struct {
 	c      *console
 	total  int64
-	binary bool  // show MiB (the user typed a binary unit), else MB
-	shown  int64 // bytes at the last redraw
+	binary bool             // show MiB (the user typed a binary unit), else MB
+	shown  int64            // bytes at the last redraw
+	now    func() time.Time // the clock (tests set their own)
+	start  time.Time
+}
+
+func newProgress(c *console, total int64, binary bool) *progress {
+	return &progress{c: c, total: total, binary: binary, now: time.Now, start: time.Now()}
 }
 
 // barMin is the smallest total worth a bar.
@@ -102,7 +110,29 @@ func (p *progress) update(n int64) {
 	if p.binary {
 		unit, div = "MiB", 1<<20
 	}
-	p.c.draw(fmt.Sprintf("[%s] %3d%% %.1f / %.1f %s", bar, 100*n/p.total, float64(n)/div, float64(p.total)/div, unit))
+	line := fmt.Sprintf("[%s] %3d%% %.1f / %.1f %s", bar, 100*n/p.total, float64(n)/div, float64(p.total)/div, unit)
+	if elapsed := p.now().Sub(p.start); elapsed > 0 && n > 0 {
+		rate := float64(n) / elapsed.Seconds() // bytes a second
+		line += fmt.Sprintf("  %.1f %s/s", rate/div, unit)
+		if n < p.total {
+			line += "  " + roughly(time.Duration(float64(p.total-n)/rate*float64(time.Second))) + " left"
+		} else {
+			line += "  in " + roughly(elapsed)
+		}
+	}
+	p.c.draw(line)
+}
+
+// roughly is d to the second, as 7s, 2m05s or 1h02m.
+func roughly(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	}
+	return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
 }
 
 // done ends the bar's line.
