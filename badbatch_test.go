@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qrng-go/qrng/internal/bitpack"
+	"github.com/qrng-go/qrng/internal/lowentropy"
 	"github.com/qrng-go/qrng/qrngtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -325,5 +326,57 @@ func TestGenuineBatchesAreServed(t *testing.T) {
 			require.NoError(t, err)
 			assert.Zero(t, src.Stats().RejectedBatches)
 		})
+	}
+}
+
+// modelUpstream sends the bytes of a lowentropy model.
+type modelUpstream struct {
+	mu sync.Mutex
+	m  *lowentropy.Model
+	r  *rand.ChaCha8
+}
+
+func (u *modelUpstream) Fetch(ctx context.Context, p []byte) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.m.Fill(u.r, p)
+	return len(p), nil
+}
+
+// A healthy source that is not perfect, at the edge of the min-entropy
+// the checks assume (7 bits a byte: bits 1, or 0, with probability 0.545;
+// bits that repeat the one before with probability 0.545; a byte value
+// with probability 1/128), is served whole, nothing rejected, at the
+// smallest batch and at the largest (1,000,000 values), at several
+// widths (under the race detector, the largest at 16 bits only).
+// Cutoffs that assumed full entropy rejected its large batches.
+func TestBiasedButHealthySourceIsServed(t *testing.T) {
+	var seed [32]byte
+	crand.Read(seed[:])
+	t.Logf("seed %x", seed)
+	type config struct{ bits, values, batches int }
+	var configs []config
+	for _, bits := range []int{16, 12, 1, 64} {
+		configs = append(configs, config{bits, batchValues(1, bits), 20})
+		if !raceEnabled {
+			configs = append(configs, config{bits, MaxSamples, 2})
+		} else if bits == 16 { // the race detector slows the checks a hundredfold
+			configs = append(configs, config{bits, MaxSamples, 1})
+		}
+	}
+	for _, m := range lowentropy.Edge() {
+		for _, c := range configs {
+			t.Run(fmt.Sprintf("%v/%s", m, name(c.bits, c.values)), func(t *testing.T) {
+				up := &modelUpstream{m: m, r: rand.NewChaCha8(seed)}
+				src := newScriptSource(t, up, Config{Bits: c.bits, BatchSize: c.values, Workers: 1, OnDemand: true,
+					Fallback: FallbackNever, QuotaBits: -1, WaitTimeout: time.Minute})
+				out := make([]byte, c.batches*c.values*c.bits/8)
+				_, err := io.ReadFull(src, out)
+				require.NoError(t, err)
+				st := src.Stats()
+				assert.Zero(t, st.RejectedBatches)
+				assert.EqualValues(t, len(out), st.QuantumBytes)
+			})
+		}
 	}
 }

@@ -17,8 +17,11 @@ var ErrRejectedBatch = errors.New("qrng: batch rejected")
 // Repetition Count and Adaptive Proportion tests on bytes and on values,
 // byte lanes and bit positions) and the replay check against itself and
 // the last 16 batches (replay.ForBatch). Their cutoffs are derived for
-// the batch's size and width: a genuine batch fails with probability at
-// most 2^-40, all checks together.
+// the batch's size and width and assume a healthy source of 7 bits of
+// min-entropy per byte (health.MinEntropy: a bit 1 or 0 with probability
+// up to 0.545, a byte value with probability up to 1/128), not a perfect
+// one: a batch from such a source fails with probability at most 2^-40,
+// all checks together.
 
 // healthState checks each batch before it may be served. Source guards
 // its replay memory with its mutex.

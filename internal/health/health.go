@@ -8,9 +8,15 @@
 // a batch and on its values at their native width, and two tests over
 // the whole batch: a count of each byte value in each byte lane, and a
 // count of the ones at each bit position of the values. Every cutoff is
-// derived for the batch's size and width so that a genuine batch (one of
-// independent, uniform bits) fails with probability at most 2^-44 per
-// check (see cutoff.go): false alarms do not grow with the batch.
+// derived for the batch's size and width so that a batch from a healthy
+// source fails with probability at most 2^-44 per check (see cutoff.go):
+// false alarms do not grow with the batch. Healthy, as in SP 800-90B, is
+// a stated min-entropy, not perfection: MinEntropy, 7 bits per byte,
+// spread over the bits, so that a bit may be 1 (or 0) with probability up
+// to 0.545 and a byte value (in any lane) may have probability up to
+// 1/128 (TestCutoffsMeetTheirBudget, TestSourcesAtTheAssumedMinEntropyPass).
+// What fails is far from that: a stuck bit position, a lane stuck at one
+// byte, runs and repeats.
 //
 // Repeats further apart than a few bytes (a stuck cycle, a replayed
 // batch) are package replay's business.

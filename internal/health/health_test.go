@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/qrng-go/qrng/internal/bitpack"
+	"github.com/qrng-go/qrng/internal/lowentropy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -37,26 +38,35 @@ func exactTailLog2(n, k int, p float64) float64 {
 	return top + math.Log2(sum)
 }
 
-// Each cutoff keeps its check's false alarms at or below 2^-44 per batch,
-// by the exact distribution, and is not much stricter than it must be:
-// one below it, the exact probability is above 2^-48.
+// Each cutoff keeps its check's false alarms at or below 2^-44 per batch
+// for every source of the assumed min-entropy (7 bits a byte: a k-bit
+// piece takes one value with probability at most 2^(-7k/8)), by the
+// exact distribution at the assumption's edge, and is not much stricter
+// than it must be: one below it, the exact probability is above 2^-48.
+// The fast paths' preconditions hold too: at least 7 equal bytes, and 57
+// equal 1-bit values, in a row before a run fails.
 func TestCutoffsMeetTheirBudget(t *testing.T) {
 	const a = CheckAlphaLog2
+	edge := func(k int) float64 { return math.Pow(2, -7*float64(k)/8) } // the most probable k-bit value may be
 	for bits := 1; bits <= 64; bits++ {
 		for _, n := range []int{smallest(bits), 200_000, 1_000_000 * bits / 8} {
 			c := derive(n, bits)
 			name := fmt.Sprintf("%d bits, %d bytes", bits, n)
-			run := func(places int, h float64, cut int) (float64, float64) {
-				f := func(c int) float64 { return math.Log2(float64(max(places-c+1, 1))) - h*float64(c-1) }
+			run := func(places int, p float64, cut int) (float64, float64) {
+				f := func(c int) float64 { return math.Log2(float64(max(places-c+1, 1))) + float64(c-1)*math.Log2(p) }
 				return f(cut), f(cut - 1)
 			}
-			at, below := run(n, 8, c.ByteRun)
+			at, below := run(n, edge(8), c.ByteRun)
 			assert.LessOrEqual(t, at, -float64(a), "%s: byte runs", name)
 			assert.Greater(t, below, -float64(a), "%s: byte runs, one below", name)
+			assert.GreaterOrEqual(t, c.ByteRun, 7, "%s: byte runs' fast path", name)
 			if bits != 8 {
-				at, below = run(c.Values, float64(bits), c.ValueRun)
+				at, below = run(c.Values, edge(bits), c.ValueRun)
 				assert.LessOrEqual(t, at, -float64(a), "%s: value runs", name)
 				assert.Greater(t, below, -float64(a), "%s: value runs, one below", name)
+			}
+			if bits == 1 {
+				assert.GreaterOrEqual(t, c.ValueRun, 57, "%s: bit runs' fast path", name)
 			}
 			count := func(what string, places float64, trials int, p float64, cut int) {
 				t.Helper()
@@ -66,27 +76,28 @@ func TestCutoffsMeetTheirBudget(t *testing.T) {
 					assert.Greater(t, math.Log2(places)+exactTailLog2(trials, cut-1, p), -float64(a+4), "%s: %s one below", name, what)
 				}
 			}
-			count("byte APT", math.Ceil(float64(n)/Window), Window-1, 1.0/256, c.ByteAPT-1)
+			count("byte APT", math.Ceil(float64(n)/Window), Window-1, edge(8), c.ByteAPT-1)
 			if c.ValueAPT > 0 {
-				count("value APT", math.Ceil(float64(c.Values)/float64(c.ValueWindow)), c.ValueWindow-1, math.Exp2(-float64(bits)), c.ValueAPT-1)
+				count("value APT", math.Ceil(float64(c.Values)/float64(c.ValueWindow)), c.ValueWindow-1, edge(bits), c.ValueAPT-1)
 			}
-			count("lanes", 256*float64(c.Lanes), c.LaneSamples, 1.0/256, c.LaneMax)
-			count("bits", 2*float64(bits), c.BitSamples, 0.5, c.BitMax)
+			count("lanes", 256*float64(c.Lanes), c.LaneSamples, edge(8), c.LaneMax)
+			count("bits", 2*float64(bits), c.BitSamples, edge(1), c.BitMax)
 			assert.Equal(t, c.LaneSamples*c.Lanes*8/bits, c.BitSamples)
 		}
 	}
 }
 
 // The cutoffs the README quotes, for the smallest and the default batch
-// at the default width (16 bits).
+// at the default width (16 bits: 256 values, 512 bytes; 100,096 values,
+// 200,192 bytes).
 func TestDocumentedCutoffs(t *testing.T) {
-	small, def := ForBits(16).Cutoffs(512), ForBits(16).Cutoffs(200_000)
-	assert.Equal(t, [2]int{8, 9}, [2]int{small.ByteRun, def.ByteRun}, "equal bytes in a row")
-	assert.Equal(t, [2]int{5, 5}, [2]int{small.ValueRun, def.ValueRun}, "equal values in a row")
-	assert.Equal(t, [2]int{21, 24}, [2]int{small.ByteAPT, def.ByteAPT}, "a byte in a 512-byte window")
-	assert.Equal(t, [2]int{6, 8}, [2]int{small.ValueAPT, def.ValueAPT}, "a value in a 512-value window (the whole batch of 256 at the smallest)")
-	assert.Equal(t, [2]int{18, 564}, [2]int{small.LaneMax, def.LaneMax}, "a byte value in a lane")
-	assert.Equal(t, [2]int{191, 51246}, [2]int{small.BitMax, def.BitMax}, "ones at a bit position")
+	small, def := ForBits(16).Cutoffs(512), ForBits(16).Cutoffs(200_192)
+	assert.Equal(t, [2]int{9, 10}, [2]int{small.ByteRun, def.ByteRun}, "equal bytes in a row")
+	assert.Equal(t, [2]int{5, 6}, [2]int{small.ValueRun, def.ValueRun}, "equal values in a row")
+	assert.Equal(t, [2]int{28, 31}, [2]int{small.ByteAPT, def.ByteAPT}, "a byte in a 512-byte window")
+	assert.Equal(t, [2]int{7, 9}, [2]int{small.ValueAPT, def.ValueAPT}, "a value in a 512-value window (the whole batch of 256 at the smallest)")
+	assert.Equal(t, [2]int{23, 1022}, [2]int{small.LaneMax, def.LaneMax}, "a byte value in a lane")
+	assert.Equal(t, [2]int{201, 55818}, [2]int{small.BitMax, def.BitMax}, "ones (or zeros) at a bit position")
 }
 
 // Genuine data passes, many times over, at every width and at the
@@ -113,6 +124,84 @@ func TestGenuineBatchesPass(t *testing.T) {
 	for _, bits := range largest {
 		b := random(1_000_000 * bits / 8)
 		require.NoError(t, ForBits(bits).Check(b), "%d bits, 1,000,000 values", bits)
+	}
+}
+
+// Sources at the edge of the assumed min-entropy pass, where cutoffs
+// that assumed full entropy rejected them: independent bits each 1 (or
+// 0) with probability 0.545, bits that repeat the one before with
+// probability 0.545, a byte value with probability 1/128 in every lane;
+// at every width at the smallest batch, many times over, and at the
+// largest batch (1,000,000 values) at several widths.
+func TestSourcesAtTheAssumedMinEntropyPass(t *testing.T) {
+	seed := [32]byte{}
+	crand.Read(seed[:])
+	r := rand.NewChaCha8(seed)
+	t.Logf("seed %x", seed)
+	rounds := 10
+	if testing.Short() || raceEnabled {
+		rounds = 2
+	}
+	largest := []int{1, 7, 12, 16, 63, 64}
+	if raceEnabled { // the race detector slows these loops a hundredfold
+		largest = []int{16}
+	}
+	for _, m := range lowentropy.Edge() {
+		for bits := 1; bits <= 64; bits++ {
+			tr := ForBits(bits)
+			b := make([]byte, smallest(bits))
+			for range rounds {
+				m.Fill(r, b)
+				require.NoError(t, tr.Check(b), "%v: %d bits, %d bytes", m, bits, len(b))
+			}
+		}
+		for _, bits := range largest {
+			b := make([]byte, 1_000_000*bits/8)
+			m.Fill(r, b)
+			require.NoError(t, ForBits(bits).Check(b), "%v: %d bits, 1,000,000 values", m, bits)
+		}
+	}
+}
+
+// The assumption has an edge, and the cutoffs sit close past it at large
+// batches: at 1,000,000 16-bit values, one bit position set 56% of the
+// time (the others uniform) fails the bit positions' count (the cutoff is
+// 549,174 ones of 1,000,000), and 44% too; bits all set 56% of the time
+// fail (the heaviest byte value, 0xff, then has probability 0.0097, past
+// 1/128); a byte value with probability 3/256 (1.5 times the assumption's
+// 1/128) fails the lane count (cutoff 8,547 of 1,000,000).
+func TestSourcesPastTheAssumptionFailLargeBatches(t *testing.T) {
+	r := rand.NewChaCha8([32]byte{4})
+	b := make([]byte, 2_000_000)
+	c := ForBits(16).Cutoffs(len(b))
+	assert.Equal(t, [2]int{549_174, 8_547}, [2]int{c.BitMax, c.LaneMax})
+	oneBit := func(p float64) func([]byte) {
+		return func(b []byte) {
+			r.Read(b)
+			u := rand.New(r)
+			mapValues(b, 16, func(_ int, v uint64) uint64 {
+				if u.Float64() < p {
+					return v | 1<<15
+				}
+				return v &^ (1 << 15)
+			})
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		fill func([]byte)
+		test string
+	}{
+		{"the top bit set 56% of the time", oneBit(0.56), "bit positions: bit 0 of 16"},
+		{"the top bit set 44% of the time", oneBit(0.44), "bit positions: bit 0 of 16"},
+		{"every bit set 56% of the time", func(b []byte) { lowentropy.Independent(0.56).Fill(r, b) }, ""},
+		{"byte 0xa5 at 3/256", func(b []byte) { lowentropy.Heavy(0xa5, 3.0/256).Fill(r, b) }, "byte lanes: byte 0xa5"},
+	} {
+		tc.fill(b)
+		err := ForBits(16).Check(b)
+		if assert.Error(t, err, tc.name) {
+			assert.Contains(t, err.Error(), tc.test, tc.name)
+		}
 	}
 }
 
@@ -262,24 +351,32 @@ func TestValueRunCutoffIsExact(t *testing.T) {
 }
 
 // A stuck bit position is found at each of the bits positions, at the
-// smallest batch, stuck at 0 and at 1, and the error names it.
+// smallest batch, stuck at 0 and at 1, and the error names it: in
+// genuine batches and in batches of the sources at the assumption's edge
+// (a stuck bit among bits biased the other way, or leaning on their
+// neighbours).
 func TestEveryStuckBitPositionFound(t *testing.T) {
+	r := rand.NewChaCha8([32]byte{3})
+	bases := append([]*lowentropy.Model{lowentropy.Independent(0.5)}, lowentropy.Edge()...)
 	for _, bits := range []int{2, 7, 12, 16, 33, 64} {
 		n := smallest(bits)
 		for pos := range bits {
 			for _, one := range []bool{false, true} {
-				b := random(n)
-				mask := uint64(1) << (bits - 1 - pos) // pos 0: the most significant bit
-				mapValues(b, bits, func(_ int, v uint64) uint64 {
-					if one {
-						return v | mask
+				for _, base := range bases {
+					b := make([]byte, n)
+					base.Fill(r, b)
+					mask := uint64(1) << (bits - 1 - pos) // pos 0: the most significant bit
+					mapValues(b, bits, func(_ int, v uint64) uint64 {
+						if one {
+							return v | mask
+						}
+						return v &^ mask
+					})
+					err := ForBits(bits).Check(b)
+					require.Error(t, err, "%v: %d bits, bit %d stuck at %v", base, bits, pos, one)
+					if bits >= 7 { // narrower values fail other tests first
+						assert.Contains(t, err.Error(), fmt.Sprintf("bit positions: bit %d of %d", pos, bits), "%v", base)
 					}
-					return v &^ mask
-				})
-				err := ForBits(bits).Check(b)
-				require.Error(t, err, "%d bits, bit %d stuck at %v", bits, pos, one)
-				if bits >= 7 { // narrower values fail other tests first
-					assert.Contains(t, err.Error(), fmt.Sprintf("bit positions: bit %d of %d", pos, bits))
 				}
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/qrng-go/qrng/internal/lowentropy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -267,6 +268,49 @@ func TestGenuineBatchesPass(t *testing.T) {
 			assert.Equal(t, Memory, batches)
 			a, _ := x.Scan(random(size))
 			assert.LessOrEqual(t, anchors, (Memory+1)*len(a)+Memory*64, "memory holds about 16 batches' anchors")
+		}
+	}
+}
+
+// Batches of sources at the edge of the min-entropy the health checks
+// assume (package lowentropy: biased bits, bits leaning on the one
+// before, a byte value twice as frequent as uniform) are not taken for
+// repeats either, and their anchors stay far below the bound: at every
+// width tried, at the smallest batch (17 of them, the memory and one
+// more) and at the largest (1,000,000 values; under the race detector,
+// which slows these loops a hundredfold, 100,000 values at 12 bits).
+func TestBiasedBatchesPass(t *testing.T) {
+	r := rand.NewChaCha8([32]byte{9})
+	largest, values := widths, 1_000_000
+	if raceEnabled {
+		largest, values = []int{12}, 100_000
+	}
+	for _, m := range lowentropy.Edge() {
+		for _, bits := range widths {
+			x := ForBatch(512, bits)
+			for range Memory + 1 {
+				b := make([]byte, 512)
+				m.Fill(r, b)
+				remembers(t, x, b)
+			}
+		}
+		for _, bits := range largest {
+			n := values * bits / 8
+			x := ForBatch(n, bits)
+			b := make([]byte, n)
+			m.Fill(r, b)
+			a, err := x.Scan(b)
+			require.NoError(t, err, "%v: %d bits, %d bytes", m, bits, n)
+			require.Equal(t, -1, x.Remember(a), "%v: %d bits, %d bytes", m, bits, n)
+			for _, values := range []bool{false, true} {
+				p := x.newPass(b, values)
+				if values && x.wValue == 0 {
+					continue
+				}
+				count := 0
+				require.NoError(t, p.winnow(func(int) error { count++; return nil }))
+				assert.Less(t, 4*count, anchorBound(p.n, p.w), "%v: %d bits, values %v: %d anchors", m, bits, values, count)
+			}
 		}
 	}
 }
