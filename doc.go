@@ -4,7 +4,9 @@
 // A Source fetches large batches of random integers from the service's
 // HTTP API, packs their bits into one continuous stream, checks each batch
 // (SP 800-90B health tests and a replay check) and serves the bits through
-// two interfaces:
+// two interfaces (the checks assume, as SP 800-90B does, a source of 7 bits
+// of min-entropy per byte, not a perfect one: see README.md, "The checks
+// every batch passes"):
 //
 //   - Uint64, so that rand.New(qrng.NewSource(cfg)) is a math/rand/v2
 //     generator for simulations, lotteries and games;

@@ -9,7 +9,11 @@ import (
 )
 
 // ErrRejectedBatch: a batch failed a health test or repeated a recent
-// batch. It was erased, never served.
+// batch. It was erased, never served. The health tests' cutoffs assume 7
+// bits of min-entropy per byte (a bit 1 or 0 with probability up to
+// 0.545, a byte value up to 1/128), so a healthy but slightly biased
+// device is not rejected (TestBiasedButHealthySourceIsServed); a batch
+// from such a device fails with probability at most 2^-40.
 var ErrRejectedBatch = errors.New("qrng: batch rejected")
 
 // Every batch is checked twice before any byte of it is served: the
