@@ -4,13 +4,16 @@
 // A Source fetches large batches of random integers from the service's
 // HTTP API, packs their bits into one continuous stream, checks each batch
 // (SP 800-90B health tests and a replay check) and serves the bits through
-// two interfaces (the checks assume, as SP 800-90B does, a source of 7 bits
-// of min-entropy per byte, not a perfect one: see README.md, "The checks
-// every batch passes"):
+// two interfaces:
 //
 //   - Uint64, so that rand.New(qrng.NewSource(cfg)) is a math/rand/v2
 //     generator for simulations, lotteries and games;
 //   - Read, an io.Reader for keys and nonces.
+//
+// The checks assume, as SP 800-90B's health tests do, a healthy source of
+// 7 bits of min-entropy per byte, not a perfect one: a slightly biased
+// device is served, a stuck bit, byte lane or cycle and a replay are not
+// (see ErrRejectedBatch and README.md, "The checks every batch passes").
 //
 // A Source is safe for concurrent use. While it has bytes ready, Uint64
 // and Reads of up to 256 bytes take no lock: each claims its bytes with one
