@@ -265,7 +265,12 @@ func (p *pass) where(pos int) string {
 // s * (e/8)^64 < 2^21 * 2^-99 < 2^-47; the same for B. The first window
 // adds one anchor. So the anchors number at most 2*s*k + 1 but with
 // probability 2^-46; a repeated-keys case (equal content, a short cycle)
-// can pass this bound, and the scan catches that directly.
+// can pass this bound, and the scan catches that directly. The healthy
+// but imperfect sources that package health's cutoffs admit (biased
+// bits, bits leaning on the one before) are not uniform, but their keys
+// are as distinct (a tie needs 8 equal bytes, of at least 56 bits of
+// min-entropy), and their anchors stay as far below the bound: that is
+// measured (TestBiasedBatchesPass), not derived.
 func anchorBound(n, w int) int {
 	s := w + 8
 	m := (n + s - 1) / s
