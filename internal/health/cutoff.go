@@ -26,7 +26,9 @@ import "math"
 // every source the assumption admits. There are six checks here and two
 // in package replay, so a batch from such a source fails one of them
 // with probability at most 8 * 2^-44 = 2^-41, below the 2^-40 that
-// AlphaLog2 promises.
+// AlphaLog2 promises. (The replay check's bound on anchors is derived
+// for uniform content; for the biased sources it is measured: see
+// package replay's anchorBound.)
 //
 // Where a check looks at many places in a batch (every offset, every
 // window, every byte lane), the bound is a union bound: the number of
