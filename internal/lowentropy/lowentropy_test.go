@@ -9,12 +9,16 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// The models make what they say: measured over 2 MiB, each model's bit
-// bias, bit repetition and heaviest byte are what it was built with, and
-// within the assumption (no byte value above 1/128, no bit above 0.5453).
+// The models make what they say: measured over 2 MiB (1 MiB under the
+// race detector), each model's bit bias, bit repetition and heaviest byte
+// are what it was built with, and within the assumption (no byte value
+// above 1/128, no bit above 0.5453).
 func TestModelsMakeWhatTheySay(t *testing.T) {
 	r := rand.NewChaCha8([32]byte{1})
 	b := make([]byte, 2<<20)
+	if raceEnabled { // the race detector slows these loops tenfold
+		b = b[:1<<20]
+	}
 	type want struct{ ones, same, heaviest float64 }
 	for _, c := range []struct {
 		m *Model
@@ -29,20 +33,17 @@ func TestModelsMakeWhatTheySay(t *testing.T) {
 		c.m.Fill(r, b)
 		var counts [256]int
 		ones, same := 0, 0
-		last := int(b[0] >> 7)
-		for i, x := range b {
+		last := b[0] >> 7
+		for _, x := range b {
 			counts[x]++
 			ones += bits.OnesCount8(x)
-			for k := 7; k >= 0; k-- {
-				bit := int(x >> k & 1)
-				if i > 0 || k < 7 {
-					if bit == last {
-						same++
-					}
-				}
-				last = bit
+			same += bits.OnesCount8(^(x ^ x>>1) & 0x7f) // the 7 pairs inside the byte
+			if x>>7 == last {
+				same++ // the first bit and the last of the byte before (the first byte: itself)
 			}
+			last = x & 1
 		}
+		same-- // the first byte's first bit has none before it
 		nbits := float64(8 * len(b))
 		heaviest := 0
 		for _, n := range counts {
@@ -50,7 +51,7 @@ func TestModelsMakeWhatTheySay(t *testing.T) {
 		}
 		assert.InDelta(t, c.w.ones, float64(ones)/nbits, 0.001, "%v: ones", c.m)
 		assert.InDelta(t, c.w.same, float64(same)/(nbits-1), 0.001, "%v: a bit equal to the one before", c.m)
-		assert.InDelta(t, c.w.heaviest, float64(heaviest)/float64(len(b)), 0.0003, "%v: the heaviest byte", c.m)
+		assert.InDelta(t, c.w.heaviest, float64(heaviest)/float64(len(b)), 0.0005, "%v: the heaviest byte", c.m)
 		assert.LessOrEqual(t, c.w.heaviest, 1.0/128, "%v: within the assumption", c.m)
 		assert.LessOrEqual(t, math.Max(c.w.ones, 1-c.w.ones), math.Exp2(-7.0/8), "%v: within the assumption", c.m)
 	}
