@@ -10,6 +10,11 @@
 //     generator for simulations, lotteries and games;
 //   - Read, an io.Reader for keys and nonces.
 //
+// The checks assume, as SP 800-90B's health tests do, a healthy source of
+// 7 bits of min-entropy per byte, not a perfect one: a slightly biased
+// device is served, a stuck bit, byte lane or cycle and a replay are not
+// (see ErrRejectedBatch and README.md, "The checks every batch passes").
+//
 // A Source is safe for concurrent use. While it has bytes ready, Uint64
 // and Reads of up to 256 bytes take no lock: each claims its bytes with one
 // atomic add on a published window of up to 16 KiB (at most a quarter of

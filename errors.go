@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Errors callers may branch on with errors.Is. An *APIError matches the
@@ -84,7 +85,9 @@ func responseError(resp *http.Response, endpoint string, now time.Time, redact f
 	e := &APIError{
 		Endpoint:   endpoint,
 		StatusCode: resp.StatusCode,
-		Message:    clean(redact(serverMessage([]byte(text))), 300), // redact again: JSON unescaping may reveal one
+		// Fold, redact again (JSON unescaping or folding may reveal a
+		// token), and only then shorten.
+		Message:    shorten(redact(fold(serverMessage([]byte(text)))), 300),
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now),
 	}
 	status := resp.StatusCode
@@ -141,15 +144,25 @@ func serverMessage(body []byte) string {
 	return msg
 }
 
-// clean folds white space and control characters and shortens s to n bytes.
-func clean(s string, n int) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+// fold turns each run of white space and control characters into one
+// space and each invalid UTF-8 sequence into U+FFFD: nothing is dropped,
+// so two parts of a token that something separated stay apart.
+func fold(s string) string {
+	return strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, "\uFFFD"), func(r rune) bool {
 		return unicode.IsSpace(r) || unicode.IsControl(r)
 	}), " ")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "") + "..."
+}
+
+// shorten cuts s to at most n bytes, at a rune boundary, marking the cut.
+// Cut only redacted text: a cut token would leave its prefix unrecognised.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // parseRetryAfter reads Retry-After as seconds or as an HTTP date.

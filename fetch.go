@@ -117,9 +117,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		if cfg.BaseURL == "" {
 			// Say where the address came from: the program never set it.
-			return nil, fmt.Errorf("qrng: $%s: %s", envBaseURL, strings.TrimPrefix(err.Error(), "qrng: "))
+			err = fmt.Errorf("qrng: $%s: %s", envBaseURL, strings.TrimPrefix(err.Error(), "qrng: "))
 		}
-		return nil, err
+		return nil, c.sec.safe(err) // a token pasted into the address stays out
 	}
 	c.base = strings.TrimRight(u.String(), "/")
 	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -262,8 +262,14 @@ func (e *invalidResponse) Error() string {
 }
 func (e *invalidResponse) Is(target error) bool { return target == ErrInvalidResponse }
 
+// MaxUsageBits is the largest usage answer Usage accepts: 2^62 bits, far
+// past any quota, and small enough that a meter adding a batch to it
+// cannot overflow.
+const MaxUsageBits = 1 << 62
+
 // Usage reports how many bits were consumed between the UTC calendar days
-// of from and to, both included.
+// of from and to, both included. An answer that is not a whole number in
+// 0..MaxUsageBits is an error that matches ErrInvalidResponse.
 func (c *Client) Usage(ctx context.Context, from, to time.Time) (int64, error) {
 	f, t := from.UTC().Format(time.DateOnly), to.UTC().Format(time.DateOnly)
 	if t < f {
@@ -282,8 +288,8 @@ func (c *Client) Usage(ctx context.Context, from, to time.Time) (int64, error) {
 			return fmt.Errorf("%w: usage answer has no n_bits", ErrInvalidResponse)
 		}
 		n, err := strconv.ParseInt(v.NBits.String(), 10, 64)
-		if err != nil || n < 0 {
-			return fmt.Errorf("%w: usage n_bits is not a count of bits", ErrInvalidResponse)
+		if err != nil || n < 0 || n > MaxUsageBits {
+			return fmt.Errorf("%w: usage n_bits is not a count of bits in 0..2^62", ErrInvalidResponse)
 		}
 		bits = n
 		return nil
@@ -369,25 +375,36 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, accessTo
 	return answered, false, nil
 }
 
-// transportError is a failure below HTTP (connection, TLS, timeout), with
-// token text removed from its message.
+// transportError is a failure below HTTP (connection, TLS, timeout),
+// rebuilt without the original (see safeError): it unwraps to a rebuilt
+// *url.Error, or to a safeError when the failure came while reading an
+// answer.
 type transportError struct {
-	err       error
+	msg       string // "qrng: transport: " and the inner error's text
 	permanent bool
-	msg       string // "qrng: transport: " and err's text, redacted
+	inner     error
 }
 
 func (e *transportError) Error() string { return e.msg }
-func (e *transportError) Unwrap() error { return e.err }
+func (e *transportError) Unwrap() error { return e.inner }
 
 // classify wraps low-level errors; API and decoding errors pass through.
+// Whatever it returns holds nothing a server or a redirect chose but
+// redacted text.
 func (c *Client) classify(err error) error {
 	var ae *APIError
 	if errors.As(err, &ae) || errors.Is(err, ErrInvalidResponse) || isContextErr(err) {
-		return err
+		return c.sec.safe(err)
 	}
-	return &transportError{err: err, permanent: isPermanentTransport(err),
-		msg: c.sec.redact("qrng: transport: " + err.Error())}
+	e := &transportError{permanent: isPermanentTransport(err)}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		e.inner = c.sec.safeURLError(ue)
+	} else {
+		e.inner = c.sec.rebuild(err)
+	}
+	e.msg = "qrng: transport: " + e.inner.Error()
+	return e
 }
 
 var sleepCtx = func(ctx context.Context, d time.Duration) error {

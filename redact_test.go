@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/qrng-go/qrng/qrngtest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -208,4 +214,162 @@ func TestRedactForms(t *testing.T) {
 	} {
 		assert.Equal(t, want, k.redact(in), in)
 	}
+}
+
+// Issue 15.13: redaction rewrote its own marker. With the token T (as in
+// a quick test against `qrng serve -token T`) "429 Too Many Requests"
+// became "429 [REDAC[REDAC[REDAC[REDAC[REDACTED]ED]ED]ED]ED]oo Many
+// Requests". Now text is redacted in one pass, a short token only where
+// it stands alone, and a marker is never rewritten.
+func TestRedactionNeverRewritesItsMarker(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{Token: "T"})
+	c, _ := newTestClient(t, srv, ClientConfig{MaxRetries: -1})
+	srv.Inject(qrngtest.Fault{Status: 429, Body: `{"detail":"Too Many Requests, try again (T)"}`, RetryAfter: "1"})
+	_, err := c.RandomNumbers(context.Background(), 5, 8)
+	require.Error(t, err)
+	require.Equal(t, "qrng: /qrng/random_numbers: 429 Too Many Requests: Too Many Requests, try again ([REDACTED]) (retry after 1s)", err.Error())
+
+	var k secrets
+	for _, s := range []string{"T", "E", "RED", "AC", "[", "]"} {
+		k.add(s)
+	}
+	for in, want := range map[string]string{
+		"429 Too Many Requests":     "429 Too Many Requests",
+		"token T, key E, RED":       "token [REDACTED], key [REDACTED], [REDACTED]",
+		"T E":                       "[REDACTED] [REDACTED]",
+		"a [REDACTED] b":            "a [REDACTED] b",
+		"[x]":                       "[x]",
+		"( [ )":                     "( [REDACTED] )",
+		"RED-AC":                    "[REDACTED]-[REDACTED]",
+		"Retry-After: T\nREDACTED:": "Retry-After: [REDACTED]\nREDACTED:",
+	} {
+		out := k.redact(in)
+		assert.Equal(t, want, out, "%q", in)
+		assert.Equal(t, out, k.redact(out), "redacting again changes nothing: %q", in)
+	}
+}
+
+// A secret of at least shortSecret bytes is redacted wherever it occurs,
+// inside words too; a shorter one only where it stands alone.
+func TestShortSecretsOnlyWhereTheyStandAlone(t *testing.T) {
+	var k secrets
+	k.add("Zq9x5")    // short: a server may choose it, still a secret
+	k.add("abcd1234") // long enough to be real
+	for in, want := range map[string]string{
+		"token Zq9x5 refused":      "token [REDACTED] refused",
+		"token=Zq9x5&x":            "token=[REDACTED]&x",
+		"xZq9x5 and Zq9x5y":        "xZq9x5 and Zq9x5y",
+		"(Zq9x5)":                  "([REDACTED])",
+		"keyabcd1234x":             "key[REDACTED]x",
+		"abcd1234abcd1234":         "[REDACTED][REDACTED]",
+		"%5A%71%39%78%35 was sent": "[REDACTED] was sent",
+	} {
+		assert.Equal(t, want, k.redact(in), "%q", in)
+	}
+}
+
+// Issue 15.7: the message was cleaned after redaction, and cleaning
+// dropped invalid UTF-8, so a token split by a 0xFF byte was joined
+// again, within the first 300 bytes of a longer message. Now invalid
+// bytes become U+FFFD before the last redaction, and nothing is dropped.
+func TestTokenSplitByInvalidUTF8StaysSplit(t *testing.T) {
+	const tok = "qci_live_4f7c2a9e81b34d6fa0c5e2b7d9183a64"
+	var k secrets
+	k.add(tok)
+	for _, body := range []string{
+		strings.Repeat("x", 100) + tok[:10] + "\xff" + tok[10:] + strings.Repeat("y", 400),
+		`{"detail":"` + strings.Repeat("x", 100) + tok[:10] + `\u0000` + tok[10:] + strings.Repeat("y", 400) + `"}`,
+		strings.Repeat("x", 280) + tok[:10] + "\xff\xfe" + tok[10:],
+	} {
+		resp := &http.Response{StatusCode: 400, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body))}
+		err := responseError(resp, pathRandomNumbers, time.Now(), k.redact)
+		var ae *APIError
+		require.ErrorAs(t, err, &ae)
+		assert.NotContains(t, ae.Message, tok)
+		assert.NotContains(t, err.Error(), tok)
+		assert.True(t, utf8.ValidString(ae.Message))
+		assert.LessOrEqual(t, len(ae.Message), 303)
+	}
+}
+
+// Issue 15.7: redactedError.As handed out the original error, token and
+// all. An error rebuilt by safe keeps its kinds (errors.Is) but holds
+// nothing of the original: errors.As cannot find the original's type,
+// and no field reachable from it names the token.
+func TestRebuiltErrorsHoldNothingOfTheOriginal(t *testing.T) {
+	const tok = "qci_live_4f7c2a9e81b34d6fa0c5e2b7d9183a64"
+	var k secrets
+	k.add(tok)
+	orig := fmt.Errorf("wrapped: %w", &leakyError{Header: "Bearer " + tok, URL: &url.URL{Scheme: "https", Host: "h", RawQuery: "t=" + tok}})
+	got := k.safe(errors.Join(orig, context.DeadlineExceeded, io.ErrUnexpectedEOF))
+	var le *leakyError
+	assert.False(t, errors.As(got, &le))
+	assert.ErrorIs(t, got, context.DeadlineExceeded)
+	assert.ErrorIs(t, got, io.ErrUnexpectedEOF)
+	assert.Contains(t, got.Error(), "wrapped: refused Bearer [REDACTED] for https://h?t=[REDACTED]")
+	assertNoTokenReachable(t, "rebuilt", []string{tok}, got)
+
+	ue := &url.Error{Op: "Post", URL: "https://u:" + tok + "@h/p?rt=" + tok + "#" + tok, Err: fmt.Errorf("dial %s: %w", tok, syscall.ECONNREFUSED)}
+	got = k.safe(ue)
+	var gotURL *url.Error
+	require.ErrorAs(t, got, &gotURL)
+	assert.Equal(t, "https://h/p", gotURL.URL)
+	assert.ErrorIs(t, got, syscall.ECONNREFUSED)
+	assertNoTokenReachable(t, "rebuilt url.Error", []string{tok}, got)
+}
+
+// Issue 15.9, the client's side: a usage answer outside 0..2^62 is an
+// error that matches ErrInvalidResponse (2^63-1 wrapped the meter
+// negative and disabled it); 0 and 2^62 are answers.
+func TestUsageAnswerOutsideItsRangeIsInvalid(t *testing.T) {
+	for answer, ok := range map[string]bool{
+		"0": true, "4611686018427387904": true, "123456": true,
+		"-1": false, "9223372036854775807": false, "4611686018427387905": false,
+		"9223372036854775808": false, "1e3": false, "12.5": false, `"x"`: false,
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == pathAccessToken {
+				io.WriteString(w, `{"access_token":"usage-access-token-0001","expires_in":3600}`)
+				return
+			}
+			fmt.Fprintf(w, `{"n_bits":%s}`, answer)
+		}))
+		c, err := NewClient(ClientConfig{Token: "usage-api-token-000001", BaseURL: srv.URL, MaxRetries: -1})
+		require.NoError(t, err)
+		n, err := c.Usage(context.Background(), time.Now(), time.Now())
+		srv.Close()
+		if ok {
+			assert.NoError(t, err, answer)
+			assert.Equal(t, answer, fmt.Sprint(n))
+			continue
+		}
+		assert.ErrorIs(t, err, ErrInvalidResponse, answer)
+		assert.Zero(t, n, answer)
+	}
+}
+
+// Redaction looks through up to maxUnescapes layers of escapes (%2541 is
+// two), and no further: a text of many layers costs it a bounded number
+// of passes, not one per layer.
+func TestRedactLooksThroughLayersOfEscapes(t *testing.T) {
+	const tok = "layered-token-0123456789"
+	var k secrets
+	k.add(tok)
+	layered := func(n int) string {
+		s := tok
+		for range n {
+			var b strings.Builder
+			for i := range len(s) {
+				fmt.Fprintf(&b, "%%%02X", s[i])
+			}
+			s = b.String()
+		}
+		return s
+	}
+	for n := 1; n <= maxUnescapes; n++ {
+		out := k.redact("x " + layered(n) + " y")
+		assert.Equal(t, "x [REDACTED] y", out, "%d layers", n)
+	}
+	deep := "x " + layered(2) + strings.Repeat("%25", 20000) + "41 " + tok
+	assert.NotContains(t, k.redact(deep), tok)
 }

@@ -51,7 +51,7 @@ func (c *Client) call(ctx context.Context, path string, body []byte, auth bool, 
 			}
 		}
 		answered, inDoubt, err := c.attempt(ctx, path, body, access, handle)
-		err = c.sec.scrub(err)
+		err = c.sec.safe(err)
 		if hooks.after != nil {
 			hooks.after(err, answered, inDoubt)
 		}

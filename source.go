@@ -323,7 +323,7 @@ func NewSource(cfg Config) *Source {
 	s.z = sizing{base: unitBytes(s.bits), unit: unitBytes(s.bits), batch: s.batchBytes}
 	s.target = s.z.unit // set by the first demand
 	s.low = s.target / 2
-	s.health = newHealthState(s.batchBytes)
+	s.health = newHealthState(s.batchBytes, s.bits)
 	if cfg.Upstream != nil {
 		s.up = cfg.Upstream
 	} else {

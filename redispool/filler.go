@@ -220,7 +220,6 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 		log:         cfg.Logger,
 		onStart:     cfg.OnStart,
 		id:          cfg.ID,
-		tester:      health.Default(), // as a qrng.Source's
 		noSync:      cfg.SkipUsageSync,
 		workers:     orDefault(cfg.Workers, 2),
 		ttl:         orDefault(cfg.HeartbeatTTL, 5*time.Second),
@@ -263,7 +262,7 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 	f.batchN = n
 	f.batchBytes = n * f.bits / 8
 	f.batchChunks = f.batchBytes / f.chunk
-	f.replay = replay.ForBatches(f.batchBytes) // as a qrng.Source's
+	f.tester, f.replay = health.ForBits(f.bits), replay.ForBatch(f.batchBytes, f.bits) // as a qrng.Source's
 	f.batchBits = int64(n) * int64(f.bits)
 
 	target := orDefault(cfg.Target, DefaultTarget)

@@ -1,111 +1,119 @@
-// Package health implements the continuous health tests of NIST SP 800-90B,
-// section 4.4, on bytes: the Repetition Count Test and the Adaptive
-// Proportion Test, with cutoffs computed from a false-alarm probability and
-// an assumed min-entropy per byte.
+// Package health tests batches of random bytes before they are served,
+// for the failures a broken random source really has: stuck output, a
+// value or byte repeated too often, a byte value over-represented in some
+// byte lane, a bit position of the values stuck or biased.
+//
+// It runs NIST SP 800-90B's continuous health tests (section 4.4: the
+// Repetition Count Test and the Adaptive Proportion Test) on the bytes of
+// a batch and on its values at their native width, and two tests over
+// the whole batch: a count of each byte value in each byte lane, and a
+// count of the ones at each bit position of the values. Every cutoff is
+// derived for the batch's size and width so that a batch from a healthy
+// source fails with probability at most 2^-44 per check (see cutoff.go):
+// false alarms do not grow with the batch. Healthy, as in SP 800-90B, is
+// a stated min-entropy, not perfection: MinEntropy, 7 bits per byte,
+// spread over the bits, so that a bit may be 1 (or 0) with probability up
+// to 0.545 and a byte value (in any lane) may have probability up to
+// 1/128 (TestCutoffsMeetTheirBudget, TestSourcesAtTheAssumedMinEntropyPass).
+// What fails is far from that: a stuck bit position, a lane stuck at one
+// byte, runs and repeats.
+//
+// Repeats further apart than a few bytes (a stuck cycle, a replayed
+// batch) are package replay's business.
 package health
 
 import (
 	"fmt"
-	"math"
+	"sync"
 )
 
-// Window is the Adaptive Proportion Test window for non-binary samples.
+// Window is the Adaptive Proportion Test window for bytes (and values of
+// more than one bit), and the smallest batch a Source serves from.
 const Window = 512
 
-// RCTCutoff is the Repetition Count Test cutoff: a run of this many
-// identical samples fails. alphaLog2 is -log2 of the false-alarm
-// probability (40 for 2^-40); h is the assumed min-entropy per sample.
-// C = 1 + ceil(alphaLog2 / h).
-func RCTCutoff(alphaLog2, h float64) int {
-	return 1 + int(math.Ceil(alphaLog2/h))
-}
-
-// APTCutoff is the Adaptive Proportion Test cutoff for a window of w
-// samples: a window in which its first sample occurs this many times fails.
-// C = 1 + CRITBINOM(w, 2^-h, 1 - 2^-alphaLog2), where CRITBINOM(n, p, q)
-// is the least k with P[Binomial(n, p) <= k] >= q.
-func APTCutoff(w int, alphaLog2, h float64) int {
-	p := math.Exp2(-h)
-	alpha := math.Exp2(-alphaLog2)
-	// Sum the upper tail from the top down until it exceeds alpha; the
-	// tail is summed in that order to keep its small terms exact.
-	tail := 0.0
-	for k := w; k >= 0; k-- {
-		tail += binomPMF(w, k, p)
-		if tail > alpha {
-			// P[X >= k] > alpha, so P[X <= k] >= 1-alpha fails below k:
-			// the least k with P[X <= k] >= 1 - alpha is k itself.
-			return 1 + k
-		}
-	}
-	return 1
-}
-
-func binomPMF(n, k int, p float64) float64 {
-	lg := func(x int) float64 { v, _ := math.Lgamma(float64(x) + 1); return v }
-	return math.Exp(lg(n) - lg(k) - lg(n-k) + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
-}
-
-// The parameters every batch in this module is tested with, by a Source
-// and by a pool's filler alike: false alarms 2^-AlphaLog2 per test, at
-// least MinEntropy bits of min-entropy per byte assumed.
-const (
-	AlphaLog2  = 40
-	MinEntropy = 7
-)
-
-// Default returns the Tester with AlphaLog2 and MinEntropy.
-func Default() Tester { return New(AlphaLog2, MinEntropy) }
-
-// Tester runs both tests over a batch of bytes, each batch on its own.
+// Tester runs the checks on batches of values of one width. A Tester is
+// safe for concurrent use; its zero value tests bytes (width 8), as
+// Default does, without caching its cutoffs.
 type Tester struct {
-	RCT int // Repetition Count Test cutoff
-	APT int // Adaptive Proportion Test cutoff, per Window bytes
+	bits  int
+	cache *cutoffCache
 }
 
-// New returns a Tester for a false-alarm probability of 2^-alphaLog2 and
-// an assumed min-entropy of h bits per byte.
-func New(alphaLog2, h float64) Tester {
-	return Tester{RCT: RCTCutoff(alphaLog2, h), APT: APTCutoff(Window, alphaLog2, h)}
+// Default returns the Tester for a stream of bytes: values of 8 bits.
+// Prefer ForBits with the values' real width, which also tests the values.
+func Default() Tester { return ForBits(8) }
+
+// ForBits returns the Tester for a stream of bits-wide values, packed
+// most significant bit first (as package bitpack packs them). It panics if
+// bits is outside 1..64.
+func ForBits(bits int) Tester {
+	if bits < 1 || bits > 64 {
+		panic(fmt.Sprintf("health: value width %d outside 1..64", bits))
+	}
+	return Tester{bits: bits, cache: &cutoffCache{m: map[int]Cutoffs{}}}
 }
 
-// Check returns an error describing the first failure in b, or nil. The
-// Adaptive Proportion Test covers b in windows of Window bytes, the last
-// one ending at len(b); b shorter than Window gets only the Repetition
-// Count Test, so callers should not serve fewer than Window tested bytes.
+// Bits is the value width the Tester tests.
+func (t Tester) Bits() int {
+	if t.bits == 0 {
+		return 8
+	}
+	return t.bits
+}
+
+// Cutoffs returns the limits a batch of n bytes is held to.
+func (t Tester) Cutoffs(n int) Cutoffs {
+	if t.cache == nil {
+		return derive(n, t.Bits())
+	}
+	return t.cache.get(n, t.Bits())
+}
+
+// cutoffCache keeps the cutoffs of the batch sizes seen, since deriving
+// them costs more than checking a small batch.
+type cutoffCache struct {
+	mu sync.Mutex
+	m  map[int]Cutoffs
+}
+
+// cacheSizes bounds how many batch sizes a cache keeps: an upstream that
+// returns batches of ever new lengths costs derivations, not memory.
+const cacheSizes = 16
+
+func (c *cutoffCache) get(n, bits int) Cutoffs {
+	c.mu.Lock()
+	v, ok := c.m[n]
+	c.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = derive(n, bits) // outside the lock: it takes a while
+	c.mu.Lock()
+	if len(c.m) >= cacheSizes {
+		clear(c.m)
+	}
+	c.m[n] = v
+	c.mu.Unlock()
+	return v
+}
+
+// Check returns an error describing the first failure in b, or nil.
+// Every byte of b is tested; b may be of any length, but the proportion
+// tests need at least Window bytes (Window values) to run, and the lane
+// and bit counts only count whole periods of the lanes: serve batches of
+// at least Window bytes.
 func (t Tester) Check(b []byte) error {
-	run := 0
-	for i := range b {
-		if i > 0 && b[i] == b[i-1] {
-			run++
-		} else {
-			run = 1
-		}
-		if run >= t.RCT {
-			return fmt.Errorf("repetition count test: byte %#02x repeated %d times at offset %d (cutoff %d)",
-				b[i], run, i-run+1, t.RCT)
+	c := t.Cutoffs(len(b))
+	if err := checkByteRuns(b, c.ByteRun); err != nil {
+		return err
+	}
+	if err := checkByteAPT(b, c.ByteAPT); err != nil {
+		return err
+	}
+	if c.Bits != 8 {
+		if err := checkValues(b, c); err != nil {
+			return err
 		}
 	}
-	for start := 0; start < len(b); start += Window {
-		if start+Window > len(b) {
-			// A tail shorter than a window is tested in the last full
-			// window, which overlaps the one before: every byte is tested.
-			if len(b) < Window {
-				break
-			}
-			start = len(b) - Window
-		}
-		a := b[start]
-		count := 0
-		for _, c := range b[start : start+Window] {
-			if c == a {
-				count++
-			}
-		}
-		if count >= t.APT {
-			return fmt.Errorf("adaptive proportion test: byte %#02x occurs %d times in the %d bytes at offset %d (cutoff %d)",
-				a, count, Window, start, t.APT)
-		}
-	}
-	return nil
+	return checkLanes(b, c)
 }

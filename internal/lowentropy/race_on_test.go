@@ -1,0 +1,5 @@
+//go:build race
+
+package lowentropy
+
+const raceEnabled = true
