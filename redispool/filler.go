@@ -46,7 +46,10 @@ type FillerConfig struct {
 	// maxmemory is set), or whose maxmemory leaves too little room for
 	// Target (see the package documentation, "Redis settings").
 	Redis Redis
-	// Prefix starts every key of the pool. Default DefaultPrefix ("qrng").
+	// Prefix starts every key of the pool. Default DefaultPrefix
+	// ("{qrng}"), or OldDefaultPrefix ("qrng") where Redis holds a pool
+	// under it and none under DefaultPrefix (decided as Run starts, and
+	// logged).
 	Prefix string
 
 	// Token is the API token from QCI. Default: $QCI_TOKEN. Only fillers
@@ -183,7 +186,12 @@ type Filler struct {
 
 	running atomic.Bool
 	beatMu  sync.Mutex // one beat at a time, so the last state computed is the last written
-	syncs   singleflight.Group
+
+	auto    bool        // no Prefix given: ready picks it (choosePrefix)
+	readyMu sync.Mutex  // guards the writes of ready
+	isReady atomic.Bool // the server was checked and keys chosen; keys is not written after
+
+	syncs singleflight.Group
 
 	mu        sync.Mutex // guards everything below
 	filling   bool       // a top-up is under way
@@ -233,6 +241,7 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 		recheck:     quotaRecheck,
 		own:         map[string]reservation{},
 		evicted:     -1,
+		auto:        cfg.Prefix == "",
 	}
 	switch {
 	case cfg.Bits < 0 || cfg.Bits > 64:
@@ -357,6 +366,9 @@ func (f *Filler) Run(ctx context.Context) error {
 		return errors.New("redispool: Filler.Run is already running")
 	}
 	defer f.running.Store(false)
+	if err := f.ready(ctx); err != nil {
+		return fmt.Errorf("redispool: filler %s: %w", f.id, err)
+	}
 	if err := f.checkRedis(ctx, true); err != nil {
 		return fmt.Errorf("redispool: filler %s: %w", f.id, err)
 	}

@@ -155,7 +155,7 @@ func TestFillerWithoutInfoRefuses(t *testing.T) {
 	line = append(line, "-info")
 	require.NoError(t, admin.Do(ctx, line...).Err())
 	srv := newEmulator(t)
-	f := newTestFiller(t, testFillerConfig(srv, rs.client(t, "no-info", "fpw"), "qrng"))
+	f := newTestFiller(t, testFillerConfig(srv, rs.client(t, "no-info", "fpw"), ""))
 	rctx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
 	err := f.Run(rctx)

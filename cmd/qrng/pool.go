@@ -33,7 +33,16 @@ func (r *redisFlags) define(fs *flag.FlagSet) {
 			r.url, r.given = v, true
 			return nil
 		})
-	fs.StringVar(&r.key, "key", redispool.DefaultPrefix, "the prefix of the pool's keys")
+	fs.StringVar(&r.key, "key", "", "the prefix of the pool's keys (default "+redispool.DefaultPrefix+", or "+
+		redispool.OldDefaultPrefix+" where Redis holds a pool an earlier version made under that prefix)")
+}
+
+// checkKey refuses an empty -key (omitted, the library picks the prefix).
+func (r *redisFlags) checkKey(given map[string]bool) error {
+	if given["key"] && r.key == "" {
+		return usagef("-key: want a prefix (omit -key for %q)", redispool.DefaultPrefix)
+	}
+	return nil
 }
 
 // resolve fills the URL from the environment and checks both flags.
@@ -46,9 +55,6 @@ func (r *redisFlags) resolve(e *env, required bool) (*redis.Options, error) {
 			return nil, usagef("-redis: want the pool's Redis URL (or set QRNG_REDIS_URL)")
 		}
 		return nil, nil
-	}
-	if r.key == "" {
-		return nil, usagef("-key: want a prefix")
 	}
 	opts, err := redis.ParseURL(r.url)
 	if err != nil {
@@ -137,7 +143,10 @@ func (c *poolFillCmd) define(fs *flag.FlagSet) {
 	fs.StringVar(&c.daily, "daily", "even", "bits all fillers may fetch per UTC day: even (the quota left over the days left), off (no daily limit), or BITS")
 }
 
-func (c *poolFillCmd) check(map[string]bool) error {
+func (c *poolFillCmd) check(given map[string]bool) error {
+	if err := c.checkKey(given); err != nil {
+		return err
+	}
 	var err error
 	if c.targetN, _, err = parseSize(c.target); err != nil {
 		return usagef("-target %q: %v", c.target, err)
@@ -218,8 +227,8 @@ func (c *poolFillCmd) started(e *env, b redispool.Budget) {
 // poolStatusCmd is 'qrng pool status'.
 type poolStatusCmd struct{ redisFlags }
 
-func (c *poolStatusCmd) define(fs *flag.FlagSet)     { c.redisFlags.define(fs) }
-func (c *poolStatusCmd) check(map[string]bool) error { return nil }
+func (c *poolStatusCmd) define(fs *flag.FlagSet)           { c.redisFlags.define(fs) }
+func (c *poolStatusCmd) check(given map[string]bool) error { return c.checkKey(given) }
 
 func (c *poolStatusCmd) run(e *env) error {
 	opts, err := c.resolve(e, true)
@@ -236,6 +245,9 @@ func (c *poolStatusCmd) run(e *env) error {
 		return fmt.Errorf("pool status: %s", redactURL(bare(err), c.url))
 	}
 	w := e.stdout
+	if st.Prefix != redispool.DefaultPrefix && c.key == "" {
+		fmt.Fprintf(w, "prefix: %s (an earlier version's default; README: \"Pools of earlier versions\")\n", st.Prefix)
+	}
 	fmt.Fprintf(w, "pool: %d bytes in %d chunks of %d bytes\n", st.Bytes, st.Chunks, st.ChunkSize)
 	switch {
 	case st.QuotaLimit < 0:
