@@ -17,57 +17,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisFlags name a pool: -redis URL (default $QRNG_REDIS_URL) and -key.
-type redisFlags struct {
-	url   string
-	given bool // -redis was on the command line
-	key   string
-}
-
-func (r *redisFlags) define(fs *flag.FlagSet) {
-	fs.Func("redis", "the pool's Redis, as a URL: redis://, rediss:// (TLS) or unix:// (default $QRNG_REDIS_URL)",
-		func(v string) error {
-			if v == "" {
-				return errors.New("want a URL")
-			}
-			r.url, r.given = v, true
-			return nil
-		})
-	fs.StringVar(&r.key, "key", "", "the prefix of the pool's keys (default "+redispool.DefaultPrefix+", or "+
-		redispool.OldDefaultPrefix+" where Redis holds a pool an earlier version made under that prefix)")
-}
-
-// checkKey refuses an empty -key (omitted, the library picks the prefix).
-func (r *redisFlags) checkKey(given map[string]bool) error {
-	if given["key"] && r.key == "" {
-		return usagef("-key: want a prefix (omit -key for %q)", redispool.DefaultPrefix)
-	}
-	return nil
-}
-
-// resolve fills the URL from the environment and checks both flags.
-func (r *redisFlags) resolve(e *env, required bool) (*redis.Options, error) {
-	if r.url == "" {
-		r.url = e.getenv("QRNG_REDIS_URL")
-	}
-	if r.url == "" {
-		if required {
-			return nil, usagef("-redis: want the pool's Redis URL (or set QRNG_REDIS_URL)")
-		}
-		return nil, nil
-	}
-	opts, err := redis.ParseURL(r.url)
-	if err != nil {
-		// Never the parser's text: it quotes the URL, password and all.
-		from := "-redis"
-		if !r.given {
-			from = "QRNG_REDIS_URL" // the flag was not used: name what was
-		}
-		return nil, usagef("%s: not a Redis URL (want redis://, rediss:// or unix://, as go-redis reads them)", from)
-	}
-	return opts, nil
-}
-
 // redactURL keeps the user information of a Redis URL (its password) out
 // of a message, in the forms a message may hold it: as typed, quoted by
 // Go, or percent-encoded.
@@ -105,8 +54,11 @@ func quiet() { quietOnce.Do(func() { redis.SetLogger(quietRedis{}) }) }
 // Its chunk size is the pool's, which the README's consumer ACL may read;
 // where it is not known yet, the first Fetch learns it from the first
 // chunk (and pops one chunk only), so a guess here wastes nothing.
-func (e *env) poolBackend(opts *redis.Options, key string) (*backend, error) {
-	rdb := redis.NewClient(opts)
+func (e *env) poolBackend(t *redisTarget, key string) (*backend, error) {
+	rdb, err := e.openRedis(t)
+	if err != nil {
+		return nil, err
+	}
 	c, err := redispool.NewConsumer(redispool.ConsumerConfig{Redis: rdb, Prefix: key})
 	if err != nil {
 		rdb.Close()
@@ -128,7 +80,6 @@ type poolFillCmd struct {
 	chunk  string
 	daily  string
 
-	opts    *redis.Options
 	targetN int64
 	chunkN  int64
 	dailyN  int64 // FillerConfig.DailyBits
@@ -180,7 +131,7 @@ func (c *poolFillCmd) check(given map[string]bool) error {
 }
 
 func (c *poolFillCmd) run(e *env) error {
-	opts, err := c.resolve(e, true)
+	target, err := c.resolve(e, true)
 	if err != nil {
 		return err
 	}
@@ -192,7 +143,10 @@ func (c *poolFillCmd) run(e *env) error {
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewClient(opts)
+	rdb, err := e.openRedis(target)
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
 	f, err := redispool.NewFiller(redispool.FillerConfig{Redis: rdb, Prefix: c.key, Token: token, BaseURL: base,
 		Bits: c.bits, ChunkSize: int(c.chunkN), Target: c.targetN, QuotaBits: c.quota, DailyBits: c.dailyN,
@@ -231,12 +185,15 @@ func (c *poolStatusCmd) define(fs *flag.FlagSet)           { c.redisFlags.define
 func (c *poolStatusCmd) check(given map[string]bool) error { return c.checkKey(given) }
 
 func (c *poolStatusCmd) run(e *env) error {
-	opts, err := c.resolve(e, true)
+	target, err := c.resolve(e, true)
 	if err != nil {
 		return err
 	}
-	opts.MaxRetries = -1 // an unreachable Redis is reported at once
-	rdb := redis.NewClient(opts)
+	target.noRetry() // an unreachable Redis is reported at once
+	rdb, err := e.openRedis(target)
+	if err != nil {
+		return fmt.Errorf("pool status: %s", redactURL(bare(err), c.url))
+	}
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	defer cancel()
