@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -50,7 +54,9 @@ func fillInBackground(t *testing.T, env map[string]string, args ...string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var fill result
 	var wg sync.WaitGroup
-	wg.Go(func() { fill = runCmdCtx(t, ctx, env, append([]string{"pool", "fill", "-target", "64KiB", "-chunk", "1KiB"}, args...)...) })
+	wg.Go(func() {
+		fill = runCmdCtx(t, ctx, env, append([]string{"pool", "fill", "-target", "64KiB", "-chunk", "1KiB"}, args...)...)
+	})
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
@@ -113,4 +119,171 @@ func TestCommandThroughSentinel(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "this address is a Redis Sentinel, not the pool's server")
 	assert.Contains(t, r.stderr, "-sentinel-master NAME")
+}
+
+// connectionsReceived is the server's count of connections accepted.
+func connectionsReceived(t *testing.T, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "stats").Result()
+	require.NoError(t, err)
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "total_connections_received:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatal("no total_connections_received in INFO stats")
+	return 0
+}
+
+// rediss:// for a plaintext port: fill, bytes and status each fail after
+// one connection (one handshake, bounded by the URL's dial timeout, never
+// retried), with an error that says TLS and names the fix. On a server
+// that never answers TLS the handshake can only end by that timeout.
+func TestRedissToAPlaintextPortFailsAtOnce(t *testing.T) {
+	plain := redistest.Start(t)
+	admin := plain.Client(t)
+	srv := qrngtest.Start(t, qrngtest.Options{})
+	url := "rediss://" + plain.Addr() + "?dial_timeout=1s"
+	for _, args := range [][]string{
+		{"pool", "status", "-redis", url},
+		{"bytes", "-n", "8", "-redis", url},
+		{"pool", "fill", "-redis", url},
+	} {
+		before := connectionsReceived(t, admin)
+		r := runCmd(t, map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL}, args...)
+		assert.Equal(t, 1, r.code, "%v: %s", args, r.stderr)
+		assert.Contains(t, r.stderr, "no TLS handshake with "+plain.Addr()+" within the dial timeout (1s)", args)
+		assert.Contains(t, r.stderr, "rediss:// needs the server's TLS port", args)
+		// The admin client's INFO comes on its own connection, made before.
+		assert.Equal(t, before+1, connectionsReceived(t, admin), "%v: one connection, no retries", args)
+	}
+}
+
+// TLS with the user's files, against a real redis-server on its TLS port
+// requiring client certificates (tls-auth-clients yes): -redis-ca and
+// -redis-cert/-redis-key reach it; without the client certificate, or
+// trusting another CA, the error says TLS (and, for the CA, the flag to
+// give); the files with a redis:// URL are a usage error.
+func TestRedisTLSFiles(t *testing.T) {
+	ts := redistest.StartTLS(t, true)
+	srv := qrngtest.Start(t, qrngtest.Options{})
+	url := "rediss://" + ts.Addr()
+	files := []string{"-redis-ca", ts.CAFile, "-redis-cert", ts.ClientCert, "-redis-key", ts.ClientKey}
+	fillInBackground(t, map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": url}, files...)
+	waitFilled(t, map[string]string{"QRNG_REDIS_URL": url}, files...)
+	r := runCmd(t, nil, append([]string{"bytes", "-n", "16", "-format", "hex", "-redis", url}, files...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Len(t, strings.TrimSpace(r.stdout), 32)
+
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no client certificate", []string{"-redis-ca", ts.CAFile}, 1, "tls: certificate required"},
+		{"another CA", []string{"-redis-ca", ts.OtherCAFile, "-redis-cert", ts.ClientCert, "-redis-key", ts.ClientKey}, 1,
+			"certificate signed by unknown authority (give the CA that signed the server's certificate with -redis-ca FILE)"},
+		{"no CA", []string{"-redis-cert", ts.ClientCert, "-redis-key", ts.ClientKey}, 1, "certificate signed by unknown authority"},
+		{"cert without key", []string{"-redis-ca", ts.CAFile, "-redis-cert", ts.ClientCert}, 2, "-redis-cert and -redis-key go together"},
+		{"a CA file without PEM", []string{"-redis-ca", ts.ClientKey + ".missing"}, 2, "-redis-ca " + ts.ClientKey + ".missing: no such file"},
+	} {
+		r := runCmd(t, nil, append([]string{"pool", "status", "-redis", url}, c.args...)...)
+		assert.Equal(t, c.code, r.code, "%s: %s", c.name, r.stderr)
+		assert.Contains(t, r.stderr, c.msg, c.name)
+	}
+	r = runCmd(t, nil, "pool", "status", "-redis", "redis://"+ts.Addr(), "-redis-ca", ts.CAFile)
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "-redis-ca, -redis-cert and -redis-key are for TLS: -redis needs a rediss:// URL")
+}
+
+// -redis-file: the URL, password and all, read from a file, so that it
+// shows in no command line; the password appears in no output, even of a
+// failure; a bad file gets an error naming the file, never its text.
+func TestRedisURLFromFile(t *testing.T) {
+	url := startRedis(t)
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	admin := redis.NewClient(opts)
+	t.Cleanup(func() { admin.Close() })
+	ctx := context.Background()
+	const pw = "file-only-s3cret"
+	require.NoError(t, admin.Do(ctx, "ACL", "SETUSER", "fleet", "on", ">"+pw, "~*", "&*", "+@all").Err())
+	require.NoError(t, admin.Do(ctx, "ACL", "SETUSER", "default", "off").Err()) // only the file's user gets in
+	dir := t.TempDir()
+	file := filepath.Join(dir, "redis-url")
+	require.NoError(t, os.WriteFile(file, []byte("  unix://fleet:"+pw+"@"+strings.TrimPrefix(url, "unix://")+"\n"), 0o600))
+	srv := qrngtest.Start(t, qrngtest.Options{})
+	fillInBackground(t, map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL}, "-redis-file", file)
+	waitFilled(t, nil, "-redis-file", file)
+	r := runCmd(t, nil, "bytes", "-n", "8", "-format", "hex", "-redis-file", file)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Len(t, strings.TrimSpace(r.stdout), 16)
+	r = runCmd(t, map[string]string{"QRNG_REDIS_URL": "redis://127.0.0.1:1"}, "pool", "status", "-redis-file", file)
+	require.Equal(t, 0, r.code, "-redis-file wins over QRNG_REDIS_URL: %s", r.stderr)
+
+	wrongPW := filepath.Join(dir, "wrong")
+	require.NoError(t, os.WriteFile(wrongPW, []byte("unix://fleet:not-"+pw+"@"+strings.TrimPrefix(url, "unix://")), 0o600))
+	twoLines := filepath.Join(dir, "two")
+	require.NoError(t, os.WriteFile(twoLines, []byte(url+"\n"+url+"\n"), 0o600))
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	garbage := filepath.Join(dir, "garbage")
+	require.NoError(t, os.WriteFile(garbage, []byte("ftp://fleet:"+pw+"@host"), 0o600))
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"pool", "status", "-redis-file", wrongPW}, 1, "WRONGPASS"},
+		{[]string{"pool", "status", "-redis-file", twoLines}, 2, "-redis-file " + twoLines + " holds more than one line"},
+		{[]string{"pool", "status", "-redis-file", empty}, 2, "-redis-file " + empty + " is empty"},
+		{[]string{"pool", "status", "-redis-file", garbage}, 2, "-redis-file " + garbage + ": not a Redis URL"},
+		{[]string{"pool", "status", "-redis-file", filepath.Join(dir, "none")}, 2, "-redis-file " + filepath.Join(dir, "none") + ": no such file"},
+		{[]string{"bytes", "-n", "8", "-redis-file", file, "-redis", url}, 2, "-redis and -redis-file exclude each other"},
+	} {
+		r := runCmd(t, nil, c.args...)
+		assert.Equal(t, c.code, r.code, "%v: %s", c.args, r.stderr)
+		assert.Contains(t, r.stderr, c.msg, c.args)
+		assert.NotContains(t, r.stdout+r.stderr, pw, c.args)
+	}
+}
+
+// The README never puts a password in a command line: no shell block
+// (```sh) and no inline command (`qrng ...`, `-redis ...`, `export ...`,
+// `QRNG_REDIS_URL=...`) holds a URL with a password. (A file's content,
+// in a block of its own, may.)
+func TestReadmeShowsNoPasswordOnACommandLine(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	withPassword := regexp.MustCompile(`[a-z]+://[^\s/@:]*:[^\s/@]+@`)
+	inline := regexp.MustCompile("`([^`]*)`")
+	shell, commands := false, 0
+	for i, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "```sh"):
+			shell = true
+			continue
+		case strings.HasPrefix(l, "```"):
+			shell = false
+			continue
+		}
+		var cmds []string
+		if shell {
+			cmds = append(cmds, l)
+		}
+		for _, m := range inline.FindAllStringSubmatch(l, -1) {
+			if c := m[1]; strings.HasPrefix(c, "qrng ") || strings.HasPrefix(c, "-redis") || strings.HasPrefix(c, "export ") ||
+				strings.HasPrefix(c, "QRNG_REDIS_URL=") {
+				cmds = append(cmds, c)
+			}
+		}
+		for _, c := range cmds {
+			commands++
+			assert.False(t, withPassword.MatchString(c), "README.md:%d: a password in a command line: %s", i+1, c)
+		}
+	}
+	assert.Greater(t, commands, 50, "the README's command lines were found")
 }
