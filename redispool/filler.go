@@ -134,6 +134,9 @@ type FillerStats struct {
 	PushErrors   int64 // batches dropped because no push got through
 	PushRetries  int64 // pushes sent again (same batch marker) after a failure
 	RefundedBits int64 // bits given back to the shared meter (requests with no answer)
+	ReservedBits int64 // bits reserved on the shared meter (refunds not subtracted)
+	BytesPushed  int64 // Chunks × the chunk size
+	EvictedKeys  int64 // keys Redis evicted while this filler ran, as its heartbeats saw them
 	Syncs        int64 // times the month's count was taken from the service's usage
 	QuotaBlocked bool  // filling is paused because the monthly quota is spent
 	DailyBlocked bool  // filling is paused because today's share is spent
@@ -343,6 +346,7 @@ func (f *Filler) Stats() FillerStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.stats
+	st.BytesPushed = st.Chunks * int64(f.chunk)
 	st.QuotaBlocked = f.block.kind == blockQuota
 	st.DailyBlocked = f.block.kind == blockDaily
 	return st

@@ -124,6 +124,8 @@ func TestQuotaCounterMatchesServedBits(t *testing.T) {
 			served := srv.Counters().BitsServed
 			assert.Equal(t, served, quotaUsed(t, rdb, prefix), "the shared counter is what the service served")
 			assert.Equal(t, int64(1), st.Failures)
+			assert.Equal(t, 2*testBatchBits, st.ReservedBits, "two reservations, refunds not subtracted")
+			assert.Equal(t, int64(testBatchChunks*testChunk), st.BytesPushed)
 			if tc.refunded {
 				assert.Equal(t, testBatchBits, st.RefundedBits)
 				assert.Equal(t, testBatchBits, served)

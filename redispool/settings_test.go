@@ -94,6 +94,7 @@ func TestEvictionsWhileFillingStopTheFiller(t *testing.T) {
 		t.Fatal("the filler went on feeding an evicting Redis")
 	}
 	assert.Contains(t, logs.String(), "the pool may have shrunk without pops")
+	assert.Positive(t, f.Stats().EvictedKeys, "the evictions seen are counted")
 }
 
 // A push that Redis refuses for want of memory is sent again with its

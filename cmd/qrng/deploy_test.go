@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -286,4 +290,137 @@ func TestReadmeShowsNoPasswordOnACommandLine(t *testing.T) {
 		}
 	}
 	assert.Greater(t, commands, 50, "the README's command lines were found")
+}
+
+// get fetches url and returns its status and body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// 'pool fill -metrics ADDR': /metrics serves the filler's and the pool's
+// metrics, every one the README names for them; /healthz answers 200
+// "filling" while the filler fills and 503 once the quota (here one
+// batch) is spent.
+func TestPoolFillMetrics(t *testing.T) {
+	url := startRedis(t)
+	srv := qrngtest.Start(t, qrngtest.Options{})
+	const batchBits = 100352 * 16 // pool fill's batch at -bits 16
+	p := startQrng(t, map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": url}, nil, nil,
+		"pool", "fill", "-target", "64KiB", "-chunk", "1KiB", "-quota", strconv.Itoa(batchBits), "-daily", "off", "-metrics", "127.0.0.1:0")
+	var base string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`metrics on (http://\S+)/metrics, health on /healthz`).FindStringSubmatch(p.stderr.String())
+		if m != nil {
+			base = m[1]
+		}
+		return m != nil
+	}, time.Minute, 10*time.Millisecond, "stderr: %q", p.stderr.String())
+	var body string
+	require.Eventually(t, func() bool {
+		var code int
+		code, body = get(t, base+"/healthz")
+		return code == 200
+	}, time.Minute, 10*time.Millisecond)
+	assert.Equal(t, "filling\n", body)
+	waitFilled(t, map[string]string{"QRNG_REDIS_URL": url})
+
+	code, body := get(t, base+"/metrics")
+	require.Equal(t, 200, code)
+	for _, name := range readmeMetricNames(t, "qrng_filler_", "qrng_pool_") {
+		assert.Regexp(t, "(?m)^"+name+"\\{", body, "README names %s", name)
+	}
+	assert.Regexp(t, `(?m)^qrng_filler_reserved_bits_total\{filler="[^"]+"\} 1\.605632e\+06$`, body)
+	assert.Regexp(t, `(?m)^qrng_pool_status_up\{prefix=""\} 1$`, body)
+	assert.Regexp(t, `(?m)^qrng_pool_quota_limit_bits\{prefix=""\} 1\.605632e\+06$`, body)
+
+	// Drain the pool (one batch: 196 chunks) below its low mark (32
+	// chunks): the next reservation finds the quota spent.
+	r := runCmd(t, map[string]string{"QRNG_REDIS_URL": url}, "bytes", "-n", "180KiB", "-format", "hex")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Eventually(t, func() bool { code, _ := get(t, base+"/healthz"); return code == 503 }, time.Minute, 10*time.Millisecond,
+		"status: %+v; filler: %s", runCmd(t, map[string]string{"QRNG_REDIS_URL": url}, "pool", "status"), p.stderr.String())
+	_, body = get(t, base+"/healthz")
+	assert.Equal(t, "not filling: the month's quota is spent\n", body)
+	_, body = get(t, base+"/metrics")
+	assert.Regexp(t, `(?m)^qrng_filler_quota_blocked\{filler="[^"]+"\} 1$`, body)
+
+	p.signal(t, syscall.SIGTERM)
+	assert.Equal(t, 0, p.wait(t), p.stderr.String())
+}
+
+// readmeMetricNames are the README's metric names (in "Watching a pool")
+// that start with one of prefixes.
+func readmeMetricNames(t *testing.T, prefixes ...string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	s := string(b)
+	i := strings.Index(s, "### Watching a pool")
+	require.GreaterOrEqual(t, i, 0)
+	s = s[i+1:]
+	s = s[:strings.Index(s, "\n#")]
+	var names []string
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile("`(qrng_[a-z_]+)`").FindAllStringSubmatch(s, -1) {
+		for _, p := range prefixes {
+			if strings.HasPrefix(m[1], p) && !seen[m[1]] {
+				seen[m[1]] = true
+				names = append(names, m[1])
+			}
+		}
+	}
+	require.NotEmpty(t, names)
+	return names
+}
+
+// 'pool status -json': one JSON object with the text's facts.
+func TestPoolStatusJSON(t *testing.T) {
+	url := startRedis(t)
+	srv := qrngtest.Start(t, qrngtest.Options{})
+	env := map[string]string{"QRNG_REDIS_URL": url}
+	fillInBackground(t, map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": url})
+	waitFilled(t, env)
+	r := runCmd(t, env, "pool", "status", "-json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var st struct {
+		Prefix       string `json:"prefix"`
+		RedisVersion string `json:"redis_version"`
+		Chunks       int64  `json:"chunks"`
+		ChunkSize    int    `json:"chunk_size"`
+		Bytes        int64  `json:"bytes"`
+		QuotaUsed    int64  `json:"quota_used_bits"`
+		QuotaLimit   int64  `json:"quota_limit_bits"`
+		DailyShare   int64  `json:"daily_share_bits"`
+		MonthRenews  string `json:"month_renews"`
+		Filling      bool   `json:"filling"`
+		Fillers      []struct {
+			ID    string `json:"id"`
+			TTLms int64  `json:"heartbeat_ttl_ms"`
+		} `json:"fillers"`
+	}
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &raw))
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
+	assert.Equal(t, "{qrng}", st.Prefix)
+	assert.True(t, strings.HasPrefix(st.RedisVersion, "7."), st.RedisVersion)
+	assert.Equal(t, 1024, st.ChunkSize)
+	assert.Equal(t, st.Chunks*1024, st.Bytes)
+	assert.Positive(t, st.Chunks)
+	assert.Equal(t, srv.Counters().BitsServed, st.QuotaUsed)
+	assert.Equal(t, int64(1000000000), st.QuotaLimit)
+	assert.Positive(t, st.DailyShare)
+	_, err := time.Parse(time.RFC3339, st.MonthRenews)
+	assert.NoError(t, err)
+	assert.True(t, st.Filling)
+	require.Len(t, st.Fillers, 1)
+	assert.Positive(t, st.Fillers[0].TTLms)
+	for _, k := range []string{"month", "day", "day_used_bits", "daily", "days_left", "day_renews", "quota_spent_until", "daily_spent"} {
+		assert.Contains(t, raw, k)
+	}
 }

@@ -79,6 +79,7 @@ type poolFillCmd struct {
 	quota  int64
 	chunk  string
 	daily  string
+	addr   string // -metrics
 
 	targetN int64
 	chunkN  int64
@@ -91,6 +92,7 @@ func (c *poolFillCmd) define(fs *flag.FlagSet) {
 	fs.IntVar(&c.bits, "bits", qrng.DefaultBits, "width in bits of each value fetched, 1..64")
 	fs.Int64Var(&c.quota, "quota", qrng.DefaultQuotaBits, "bits all fillers of the pool may fetch per UTC month")
 	fs.StringVar(&c.chunk, "chunk", "16KiB", "bytes per chunk, 512 to 64KiB")
+	fs.StringVar(&c.addr, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics and a health check at /healthz (200 while filling)")
 	fs.StringVar(&c.daily, "daily", "even", "bits all fillers may fetch per UTC day: even (the quota left over the days left), off (no daily limit), or BITS")
 }
 
@@ -143,6 +145,13 @@ func (c *poolFillCmd) run(e *env) error {
 	if err != nil {
 		return err
 	}
+	var m *fillMetrics
+	if c.addr != "" {
+		if m, err = listenMetrics(c.addr); err != nil {
+			return err
+		}
+		defer m.close()
+	}
 	rdb, err := e.openRedis(target)
 	if err != nil {
 		return err
@@ -150,11 +159,24 @@ func (c *poolFillCmd) run(e *env) error {
 	defer rdb.Close()
 	f, err := redispool.NewFiller(redispool.FillerConfig{Redis: rdb, Prefix: c.key, Token: token, BaseURL: base,
 		Bits: c.bits, ChunkSize: int(c.chunkN), Target: c.targetN, QuotaBits: c.quota, DailyBits: c.dailyN,
-		Logger: newLoggerAt(e.stderr, slog.LevelInfo), OnStart: func(b redispool.Budget) { c.started(e, b) }})
+		Logger: newLoggerAt(e.stderr, slog.LevelInfo), OnStart: func(b redispool.Budget) {
+			c.started(e, b)
+			if m != nil {
+				m.started.Store(true)
+			}
+		}})
 	if err != nil {
 		return usagef("%s", fillerFlags.Replace(bare(err)))
 	}
-	if err := f.Run(e.ctx); err != nil && e.ctx.Err() == nil {
+	if m != nil {
+		m.serve(f, rdb, c.key)
+		fmt.Fprintf(e.stderr, "qrng: pool fill: metrics on http://%s/metrics, health on /healthz\n", m.ln.Addr())
+	}
+	err = f.Run(e.ctx)
+	if m != nil {
+		m.stopped.Store(true)
+	}
+	if err != nil && e.ctx.Err() == nil {
 		return fmt.Errorf("pool fill: %w", err)
 	}
 	return nil // stopped by SIGINT or SIGTERM: a clean stop, as serve's
@@ -179,9 +201,16 @@ func (c *poolFillCmd) started(e *env, b redispool.Budget) {
 }
 
 // poolStatusCmd is 'qrng pool status'.
-type poolStatusCmd struct{ redisFlags }
+type poolStatusCmd struct {
+	redisFlags
+	json bool
+}
 
-func (c *poolStatusCmd) define(fs *flag.FlagSet)           { c.redisFlags.define(fs) }
+func (c *poolStatusCmd) define(fs *flag.FlagSet) {
+	c.redisFlags.define(fs)
+	fs.BoolVar(&c.json, "json", false, "print the status as one JSON object")
+}
+
 func (c *poolStatusCmd) check(given map[string]bool) error { return c.checkKey(given) }
 
 func (c *poolStatusCmd) run(e *env) error {
@@ -202,6 +231,9 @@ func (c *poolStatusCmd) run(e *env) error {
 		return fmt.Errorf("pool status: %s", redactURL(bare(err), c.url))
 	}
 	w := e.stdout
+	if c.json {
+		return writeStatusJSON(w, st)
+	}
 	if st.Prefix != redispool.DefaultPrefix && c.key == "" {
 		fmt.Fprintf(w, "prefix: %s (an earlier version's default; README: \"Pools of earlier versions\")\n", st.Prefix)
 	}
