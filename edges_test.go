@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -98,16 +99,17 @@ func TestOutageDoesNotSpendQuota(t *testing.T) {
 	}, 30*time.Second, 5*time.Millisecond, "quantum bytes again once the service is back")
 	assert.EqualValues(t, srv.Counters().BitsServed, src.Stats().QuotaBitsUsed, "exactly what was served counts")
 
-	// A 200 answer cut short: the service probably counted it. The read
-	// asks for a whole batch, so that the first request is one (a smaller
-	// answer is cut before its status line leaves the emulator's buffer,
-	// which looks like a reset connection: no 200, refunded).
+	// A 200 answer cut short: the service probably counted it. So it did
+	// a request cut before its status line left the emulator's buffer
+	// (the halved second request here): sent whole and unanswered, it is
+	// in doubt, and stays counted too.
 	srv2 := newServer(t, qrngtest.Options{})
 	cut := newTestSource(t, srv2, Config{BatchSize: 1024, Workers: 1, OnDemand: true, MaxRetries: -1, Fallback: FallbackNever})
 	srv2.Inject(qrngtest.Fault{Truncate: true, Times: -1})
 	_, err := cut.Read(make([]byte, 2048))
 	require.Error(t, err)
-	assert.EqualValues(t, batchBits, cut.Stats().QuotaBitsUsed)
+	assert.GreaterOrEqual(t, cut.Stats().QuotaBitsUsed, int64(batchBits))
+	assert.EqualValues(t, srv2.Counters().BitsServed, cut.Stats().QuotaBitsUsed, "what the emulator counted, no less")
 }
 
 // Issue 9.8: once the quota is spent, a later failure of another kind
@@ -347,3 +349,45 @@ func TestBadEnvURLIsAnErrorNotAPanic(t *testing.T) {
 }
 
 var _ = http.StatusOK
+
+// stallBeforeStatus holds every answer of the random-numbers endpoint
+// after the emulator counted it and before its status line, until the
+// client gives up: a request the service served whose answer never came.
+type stallBeforeStatus struct {
+	http.ResponseWriter
+	ctx context.Context
+}
+
+func (w stallBeforeStatus) WriteHeader(code int) {
+	<-w.ctx.Done()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// A request sent whole whose answer never comes (Close cancels it) stays
+// counted on the local meter: the service may have served it, and here
+// it did. Refunding it would let the meter fall below the service's
+// count (the hostile review's 64 goroutines: 4,096 bits counted of
+// 12,288 served).
+func TestUnansweredRequestStaysCounted(t *testing.T) {
+	emu := qrngtest.New(qrngtest.Options{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, qrngtest.PathRandomNumbers) {
+			w = stallBeforeStatus{w, r.Context()}
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	src := NewSource(Config{Token: emu.Token(), BaseURL: hs.URL, OnDemand: true, Workers: 1, MaxRetries: -1})
+	done := make(chan error, 1)
+	go func() {
+		_, err := src.Read(make([]byte, 8))
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return emu.Counters().BitsServed > 0 }, time.Minute, time.Millisecond,
+		"the emulator counts the request, then stalls")
+	require.NoError(t, src.Close())
+	assert.ErrorIs(t, <-done, ErrClosed)
+	served := emu.Counters().BitsServed
+	assert.EqualValues(t, 4096, served, "one window")
+	assert.Equal(t, served, src.Stats().QuotaBitsUsed, "counted, not refunded")
+}

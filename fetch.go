@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strconv"
@@ -322,13 +323,22 @@ func jsonErrorPlace(err error) string {
 }
 
 // attempt sends one request and hands a 2xx answer to handle. answered
-// reports whether the server sent a 200 status line.
-func (c *Client) attempt(ctx context.Context, path string, body []byte, accessToken string, handle func(*http.Response) error) (answered bool, err error) {
-	actx, cancel := context.WithTimeout(ctx, c.attemptTTL)
+// reports whether the server sent a 200 status line; inDoubt, whether the
+// request was written whole and no status line came back (a timeout, a
+// cancel or a broken connection after it was sent): the server may have
+// served it all the same.
+func (c *Client) attempt(ctx context.Context, path string, body []byte, accessToken string, handle func(*http.Response) error) (answered, inDoubt bool, err error) {
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
+		}
+	}}
+	actx, cancel := context.WithTimeout(httptrace.WithClientTrace(ctx, trace), c.attemptTTL)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.base+path, bytes.NewReader(body))
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -338,6 +348,7 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, accessTo
 	}
 	c.requests.Add(1)
 	resp, err := c.hc.Do(req)
+	inDoubt = err != nil && wrote.Load()
 	if err == nil {
 		defer func() {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // let the connection be reused
@@ -351,11 +362,11 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, accessTo
 	if err != nil {
 		c.failed.Add(1)
 		if actx.Err() != nil && ctx.Err() == nil {
-			return answered, c.classify(fmt.Errorf("attempt timed out after %s", c.attemptTTL))
+			return answered, inDoubt, c.classify(fmt.Errorf("attempt timed out after %s", c.attemptTTL))
 		}
-		return answered, c.classify(err)
+		return answered, inDoubt, c.classify(err)
 	}
-	return answered, nil
+	return answered, false, nil
 }
 
 // transportError is a failure below HTTP (connection, TLS, timeout), with

@@ -18,11 +18,14 @@ const baseBackoff = 200 * time.Millisecond
 // attemptHooks run around each attempt of a call. before runs ahead of
 // each attempt (to reserve quota and reset the consumer of the answer) and
 // may stop the call with its error; after runs when the attempt is over,
-// with its error and whether the server answered it with 200 (a request
-// with no such answer cannot have been served). Either may be nil.
+// with its error, whether the server answered it with 200, and whether
+// the request was sent whole with no status line back (in doubt: it may
+// have been served). A request that is neither was not served: it never
+// left, or the server answered it with an error status. Either hook may
+// be nil.
 type attemptHooks struct {
 	before func() error
-	after  func(err error, answered bool)
+	after  func(err error, answered, inDoubt bool)
 }
 
 // call runs attempts until one succeeds, a failure is not worth retrying,
@@ -47,10 +50,10 @@ func (c *Client) call(ctx context.Context, path string, body []byte, auth bool, 
 				return err
 			}
 		}
-		answered, err := c.attempt(ctx, path, body, access, handle)
+		answered, inDoubt, err := c.attempt(ctx, path, body, access, handle)
 		err = c.sec.scrub(err)
 		if hooks.after != nil {
-			hooks.after(err, answered)
+			hooks.after(err, answered, inDoubt)
 		}
 		if err == nil {
 			return nil

@@ -65,8 +65,8 @@ func TestThousandByteReadSpendsLittle(t *testing.T) {
 }
 
 // OnDemand fetches nothing ahead: each request is sent only when what was
-// fetched is used up, and is what the waiting read needs (doubling while
-// reads keep coming).
+// fetched is used up, and is what the waiting read needs, in whole
+// windows (no doubling past it).
 func TestOnDemandFetchesNothingAhead(t *testing.T) {
 	srv := newServer(t, qrngtest.Options{Record: true})
 	src := newDefaultSource(t, srv, Config{OnDemand: true})
@@ -80,8 +80,18 @@ func TestOnDemandFetchesNothingAhead(t *testing.T) {
 	require.NoError(t, err)
 	c := srv.Counters()
 	assert.Equal(t, 2, c.RandomRequests)
-	assert.EqualValues(t, 4096+8192, c.BitsServed, "the second request doubles the first")
+	assert.EqualValues(t, 4096+4096, c.BitsServed, "the second request is the one window the read needs")
 	assert.EqualValues(t, 2, src.Stats().Waits)
+
+	// A read a little past a full batch: one full request, then one unit
+	// for the rest, not a second full batch.
+	_, err = io.ReadFull(src, make([]byte, 511)) // the rest of the second window
+	require.NoError(t, err)
+	_, err = io.ReadFull(src, make([]byte, src.batchBytes+100))
+	require.NoError(t, err)
+	c = srv.Counters()
+	assert.Equal(t, 4, c.RandomRequests)
+	assert.EqualValues(t, 8192+8*(src.batchBytes+512), c.BitsServed, "a batch, then one window for the 100 bytes past it")
 }
 
 // A steady reader: 64 MiB in 4 KiB reads. The first request is what the

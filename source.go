@@ -76,9 +76,13 @@ type Config struct {
 	// flight are below the target, so the Source never holds more than
 	// BufferSize plus one batch.
 	BufferSize int
-	// OnDemand, when set, fetches only when a caller finds the buffer empty:
-	// no prefetch, so no batch is fetched that is not needed. For one-shot
-	// uses where quota matters more than latency.
+	// OnDemand, when set, fetches only when a caller finds the buffer empty,
+	// and each request asks for what that caller still needs, rounded up
+	// to whole units (512 bytes at 16 bits; at most BatchSize values): no
+	// prefetch, so no more is fetched than callers read plus less than a
+	// unit per request. Reads of a few bytes each then cost a request per
+	// unit: read in larger pieces for fewer requests. For uses where
+	// quota matters more than latency.
 	OnDemand bool
 
 	// Fallback says when crypto/rand may stand in. Default FallbackOnError.
@@ -183,9 +187,11 @@ type Stats struct {
 	// month's quota: n_samples × n_bits of every request that the service
 	// answered with 200, including answers that were then cut short,
 	// malformed or rejected by the health tests (the service probably
-	// counted those). A request with no 200 answer (a transport error
-	// before the answer, a 4xx or 5xx) is refunded. Bits of a request in
-	// flight are counted until it ends. Zero with Config.Upstream.
+	// counted those), and of every request sent whole that got no answer
+	// (timed out, cancelled by Close, its connection broken: the service
+	// may have served it). A request that never left, or that the service
+	// answered with a 4xx or 5xx, is refunded. Bits of a request in flight
+	// are counted. Zero with Config.Upstream.
 	QuotaBitsUsed    int64
 	Buffered         int   // bytes ready to serve
 	Waits            int64 // times a caller found the buffer empty and waited
@@ -252,6 +258,7 @@ type Source struct {
 	low      int           // target/2: a refill starts when the bytes ready fall below it
 	inflight int           // bytes of requests being fetched
 	z        sizing        // the size of the next request (slowstart.go)
+	need     int           // under OnDemand: the largest need of a caller that found the buffer empty since the last request started or batch arrived
 	wake     chan struct{} // closed to wake workers; then replaced
 	ready    chan struct{} // closed when data or state changes for waiters; then replaced
 	quotaEnd time.Time     // quota spent until then (zero: not spent)
@@ -534,6 +541,9 @@ func (s *Source) kickLocked(waiting bool) {
 // need more bytes: the next request brings at least that much (within
 // the batch size), and the first demand sets the first target.
 func (s *Source) demandLocked(need int) {
+	if s.onDemand {
+		s.need = max(s.need, need)
+	}
 	if s.z.demand(need) {
 		s.target = min(max(s.z.next, s.target), s.capacity)
 		s.low = s.target / 2
@@ -570,7 +580,7 @@ func (s *Source) worker(ctx context.Context) {
 		s.mu.Lock()
 		quota, cooling := s.blockedLocked(s.now())
 		want := s.filling && !s.closed && !quota && !cooling &&
-			s.readyLocked()+s.inflight < s.target
+			s.readyLocked()+s.inflight < s.target && (!s.onDemand || s.need > 0)
 		if !want {
 			if s.readyLocked()+s.inflight >= s.target {
 				s.filling = false
@@ -600,6 +610,13 @@ func (s *Source) worker(ctx context.Context) {
 			s.z.fit(u.FetchUnit()) // a pool's chunks: ask for whole ones
 		}
 		size := s.z.take()
+		if s.onDemand {
+			// What the waiting caller needs, in whole units: nothing
+			// ahead. A caller that still needs more once this arrives
+			// asks again.
+			size = min(size, s.z.roundUp(s.need))
+			s.need = 0
+		}
 		s.inflight += size
 		chunk := s.buf.chunk(size)
 		s.mu.Unlock()
@@ -633,6 +650,7 @@ func (s *Source) worker(ctx context.Context) {
 			s.buf.push(batch)
 			if s.onDemand {
 				s.filling = false
+				s.need = 0 // a caller this batch does not cover asks again
 			}
 		}
 		close(s.ready)

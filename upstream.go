@@ -88,8 +88,10 @@ func newService(cfg Config, bits int, log *slog.Logger) *service {
 
 // Fetch fetches len(p)*8/bits values and packs them into p, which must
 // hold a whole number of values. Each attempt reserves its bits on the
-// meter first; an attempt the service did not answer with 200 is
-// refunded. An attempt that timed out, or whose answer was cut short, is
+// meter first; an attempt that was never sent whole, or that the service
+// answered with an error status, is refunded. One sent whole with no
+// answer (timed out, cancelled by Close, connection broken) stays
+// counted: the service may have served it. An attempt that timed out, or whose answer was cut short, is
 // not retried at this size: Fetch returns a tooSlowError and the Source
 // halves its next request.
 func (u *service) Fetch(ctx context.Context, p []byte) (int, error) {
@@ -123,10 +125,10 @@ func (u *service) Fetch(ctx context.Context, p []byte) (int, error) {
 			start = time.Now()
 			return err
 		},
-		after: func(err error, answered bool) {
-			if err != nil && !answered {
+		after: func(err error, answered, inDoubt bool) {
+			if err != nil && !answered && !inDoubt {
 				u.mu.Lock()
-				u.meter.refund(month, cost) // not answered with 200: the service cannot have counted it
+				u.meter.refund(month, cost) // never sent, or an error status: the service cannot have counted it
 				u.mu.Unlock()
 			}
 			if err != nil && ctx.Err() == nil &&

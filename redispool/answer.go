@@ -3,6 +3,7 @@ package redispool
 import (
 	"context"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync/atomic"
 )
@@ -17,8 +18,14 @@ import (
 // answerKey keys the *answerSeen of one RandomNumbers call in its context.
 type answerKey struct{}
 
-// answerSeen records that a random-numbers request got a 200 status.
-type answerSeen struct{ ok atomic.Bool }
+// answerSeen records that a random-numbers request got a 200 status
+// (ok), or was sent whole and got no status line at all (inDoubt: timed
+// out, cancelled as the filler stopped, its connection broken): the
+// service may have served either, so either keeps the reservation.
+type answerSeen struct{ ok, inDoubt atomic.Bool }
+
+// served reports whether the call's request may have been served.
+func (a *answerSeen) served() bool { return a.ok.Load() || a.inDoubt.Load() }
 
 func withAnswerSeen(ctx context.Context) (context.Context, *answerSeen) {
 	a := new(answerSeen)
@@ -29,16 +36,28 @@ func withAnswerSeen(ctx context.Context) (context.Context, *answerSeen) {
 // qrng Client calls it.
 const pathRandomNumbers = "/qrng/random_numbers"
 
-// answerTransport passes requests to base and marks 200 answers of the
-// random-numbers endpoint in the request's answerSeen.
+// answerTransport passes requests to base and marks, in the request's
+// answerSeen, 200 answers of the random-numbers endpoint and requests to
+// it sent whole that got no answer.
 type answerTransport struct{ base http.RoundTripper }
 
 func (t answerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if err == nil && resp.StatusCode == http.StatusOK && strings.HasSuffix(req.URL.Path, pathRandomNumbers) {
-		if a, ok := req.Context().Value(answerKey{}).(*answerSeen); ok {
-			a.ok.Store(true)
+	a, ok := req.Context().Value(answerKey{}).(*answerSeen)
+	if !ok || !strings.HasSuffix(req.URL.Path, pathRandomNumbers) {
+		return t.base.RoundTrip(req)
+	}
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
 		}
+	}}
+	resp, err := t.base.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	switch {
+	case err == nil && resp.StatusCode == http.StatusOK:
+		a.ok.Store(true)
+	case err != nil && wrote.Load():
+		a.inDoubt.Store(true)
 	}
 	return resp, err
 }

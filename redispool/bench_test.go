@@ -25,9 +25,14 @@ import (
 const benchChunks = 12
 
 // fillForBench pushes n chunks of random bytes (the same ones: the
-// benchmark measures transport, not uniqueness).
+// benchmark measures transport, not uniqueness) and records the chunk
+// size in the pool's settings, as a filler does (a consumer that does not
+// know it learns it from one chunk first).
 func fillForBench(b *testing.B, rdb *redis.Client, n int) {
 	b.Helper()
+	if err := rdb.HSet(context.Background(), "bench:meta", "chunk_size", DefaultChunkSize).Err(); err != nil {
+		b.Fatal(err)
+	}
 	chunk := make([]byte, DefaultChunkSize)
 	rand.Read(chunk)
 	args := make([]any, 0, 256)

@@ -11,10 +11,11 @@
 // monthly quota or, by default, the day's even share of what remains of
 // it (the quota left at the start of the day over the days left, today
 // included; FillerConfig.DailyBits). Two fillers (for availability) or ten
-// never spend more between them. A request that got no 200 answer (a
-// transport failure before the response, an error status) is refunded; a
-// 200 answer that was cut, malformed or rejected stays counted, as the
-// service counted it.
+// never spend more between them. A request that never left (a refused
+// connection) or got an error status is refunded; a 200 answer that was
+// cut, malformed or rejected stays counted, as the service counted it, and
+// so does a request sent whole that got no answer (timed out, a reset
+// connection, cancelled by a stop): the service may have served it.
 //
 // Consumers need no token. A Consumer is a qrng.Upstream: give it to a
 // Source (Config.Upstream), which health-checks, mixes, erases and falls
@@ -47,8 +48,9 @@
 //     the scripts), whatever each filler's clock says.
 //   - The meter is exact and fails closed. Each reservation carries a
 //     token recorded in the month's ledger; its reservation, settlement
-//     (answered: it stays counted) and refund (no answer: given back) are
-//     each applied once, however often a retry or a stalled connection
+//     (answered or in doubt: it stays counted) and refund (never sent, or
+//     an error status: given back) are each applied once, however often a
+//     retry or a stalled connection
 //     delivers them, and a reservation that arrives after its own refund
 //     is not applied. The counter goes down only by the refund of a
 //     reservation. A filler keeps floors under it (the highest count it
@@ -93,10 +95,11 @@
 //     batch buffers after each push; copies in the clients' I/O buffers
 //     and the kernel's are out of reach.
 //   - Exactness against the service beyond the meter's rule. The meter
-//     assumes the service counts a request when, and only when, it sends
-//     a 200 status (a filler watches for that status, since a 200 body cut
-//     short looks like any transport failure); a request cancelled at a
-//     stop just as its 200 status was on its way is given back. A filler
+//     counts every request the service may have served: one answered with
+//     200 (a filler watches for that status, since a 200 body cut short
+//     looks like any transport failure) and one sent whole that got no
+//     status line (in doubt); so it may count more than the service did,
+//     by the requests in doubt, never less for that reason. A filler
 //     killed with requests in flight leaves their reservations counted (at
 //     most one batch per worker; the ledger shows them in state r): the
 //     service may have served them. A count taken from the service's usage

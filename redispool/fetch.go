@@ -22,7 +22,7 @@ func (f *Filler) fillOne(ctx context.Context, buf []byte) error {
 	actx, answer := withAnswerSeen(ctx)
 	vals, err := f.client.RandomNumbers(actx, f.batchN, f.bits)
 	if err != nil {
-		return f.fetchFailed(ctx, r, answer.ok.Load(), err)
+		return f.fetchFailed(ctx, r, answer.served(), err)
 	}
 	f.settle(ctx, r)
 	p := bitpack.New(f.bits, buf[:0])
@@ -50,11 +50,13 @@ func (f *Filler) fillOne(ctx context.Context, buf []byte) error {
 	return f.push(ctx, b)
 }
 
-// fetchFailed applies the refund rule: a request that got no 200 answer (a
-// transport failure before the response, an error status, a stop before
-// the answer) cannot have been served, so its bits go back; a 200 answer
-// that was cut, malformed or is rejected stays counted. answered says
-// whether a 200 status arrived. When the service itself says the quota is
+// fetchFailed applies the refund rule: a request that never left (a
+// refused connection, a failed token exchange) or got an error status
+// cannot have been served, so its bits go back; a 200 answer that was
+// cut, malformed or is rejected stays counted, and so does a request sent
+// whole that got no answer (timed out, cancelled by a stop: the service
+// may have served it). answered says whether a 200 status arrived or the
+// request is in doubt. When the service itself says the quota is
 // spent, the shared counter is raised to the limit so that every filler
 // stops.
 func (f *Filler) fetchFailed(ctx context.Context, r reservation, answered bool, err error) error {

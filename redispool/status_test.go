@@ -25,7 +25,13 @@ func TestReadStatus(t *testing.T) {
 
 	srv := newEmulator(t)
 	cfg := testFillerConfig(srv, rdb, "")
-	cfg.QuotaBits, cfg.Target = 4*testBatchBits+1, 2*testBatchBytes
+	cfg.Target = 2 * testBatchBytes
+	// A quota the two top-ups cannot reach: each filler plans with its own
+	// batches in flight, not the other's, so one top-up from empty
+	// reserves at most Target/batch + Workers batches (every worker may
+	// pass the check at once). The drain below then spends the rest.
+	spend := 2 * (cfg.Target/testBatchBytes + int64(cfg.Workers))
+	cfg.QuotaBits = spend*testBatchBits + 1
 	// Heartbeats that outlive any pause of a loaded machine: the test reads
 	// them, it does not wait for them to expire (a 1 s TTL expired under
 	// CPU load before a delayed beat).
@@ -78,7 +84,7 @@ func TestReadStatus(t *testing.T) {
 	}
 	st, err = ReadStatus(ctx, rdb, "")
 	require.NoError(t, err)
-	assert.Equal(t, 4*testBatchBits, st.QuotaUsed)
+	assert.Equal(t, spend*testBatchBits, st.QuotaUsed)
 	assert.Equal(t, nextMonth(time.Now()), st.QuotaSpentUntil)
 	assert.False(t, st.DailySpent)
 	assert.False(t, st.Filling)
@@ -92,7 +98,7 @@ func TestReadStatus(t *testing.T) {
 	assert.Empty(t, st.Fillers)
 	assert.False(t, st.Filling)
 	assert.True(t, st.QuotaSpentUntil.IsZero(), "no filler left to be stopped by the quota")
-	assert.Equal(t, 4*testBatchBits, st.QuotaUsed, "the month's count outlives the fillers")
+	assert.Equal(t, spend*testBatchBits, st.QuotaUsed, "the month's count outlives the fillers")
 
 	dead := rs.clientNoRetry(t)
 	rs.stop()

@@ -74,13 +74,15 @@ func (c *bytesCmd) run(e *env) error {
 	enc, closeEnc := encoder(c.format, out)
 	prog := c.progress(e)
 	defer prog.done()
-	// A bounded run's first read asks for what the run needs, up to a
-	// batch, so that the Source's first request is that (not a small one
-	// that its slow start would double past the need); later reads, of
-	// 32 KiB, find full batches coming.
-	piece := 32 << 10
+	// A bounded run reads on demand (its Source asks for each read's
+	// bytes, in whole windows): 4 KiB first, doubling up to a batch, so
+	// that it spends what it needs and, stopped early (a closed pipe, a
+	// signal), at most about what it wrote, or 4 KiB. A stream reads
+	// 32 KiB at a time from a prefetching Source.
+	piece, step := 32<<10, 32<<10
 	if c.total > 0 {
 		piece = int(max(int64(piece), min(c.total, needBytes(batch, c.bits))))
+		step = min(piece, firstRead)
 	}
 	buf := make([]byte, piece)
 	defer clear(buf)
@@ -92,12 +94,10 @@ func (c *bytesCmd) run(e *env) error {
 		return fmt.Sprintf("after %d bytes", served)
 	}
 	for c.total < 0 || served < c.total {
-		chunk := buf
-		if served > 0 {
-			chunk = buf[:min(len(buf), 32<<10)]
-		}
+		chunk := buf[:step]
 		if c.total >= 0 {
-			chunk = buf[:min(int64(len(buf)), c.total-served)]
+			chunk = buf[:min(int64(step), c.total-served)]
+			step = min(2*step, len(buf))
 		}
 		// Bytes served before a failure are written too: they were fetched
 		// (and paid for) and are nobody else's now.

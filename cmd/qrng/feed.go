@@ -16,19 +16,25 @@ type feed struct {
 	src   *qrng.Source
 	left  int64  // bytes the command still expects to need (a hint)
 	store []byte // unread bytes are store[pos:end]; see newFeed
+	step  int    // the next read's size: doubles up to len(store)
 	pos   int
 	end   int
 	err   error // the read's error, returned once store is used up
 }
 
+// firstRead is a feed's first read: what a command that stops early (a
+// pipe closed after a few lines) spends at most beyond what it wrote.
+const firstRead = 4096
+
 // newFeed returns a feed for a command that expects to need need bytes,
-// fetched in batches of batch bytes. It reads up to a batch at a time
-// (at least 512 bytes): the Source's first request is then what the
-// command needs, up to a batch, rather than a small one that a slow
-// start doubles past the need.
+// fetched in batches of batch bytes. Its reads start at 4 KiB (or the
+// need, if less) and double up to a batch: an on-demand Source asks for
+// each read's bytes, in whole windows, so the command spends what it
+// needs, and a command stopped early (a closed pipe, a signal) has spent
+// at most about what it wrote, or 4 KiB.
 func newFeed(ctx context.Context, src *qrng.Source, need, batch int64) *feed {
 	size := max(512, min(need, batch))
-	return &feed{ctx: ctx, src: src, left: need, store: make([]byte, size)}
+	return &feed{ctx: ctx, src: src, left: need, store: make([]byte, size), step: int(min(size, firstRead))}
 }
 
 func (f *feed) byte() (byte, error) {
@@ -36,7 +42,8 @@ func (f *feed) byte() (byte, error) {
 		if f.err != nil {
 			return 0, f.err
 		}
-		k := int(min(int64(len(f.store)), max(f.left, 1)))
+		k := int(min(int64(f.step), max(f.left, 1)))
+		f.step = min(2*f.step, len(f.store))
 		n, err := f.src.ReadContext(f.ctx, f.store[:k])
 		if err != nil {
 			// Bytes served before the failure are used first: they were

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,12 +24,17 @@ func TestCountedCommandsFetchNothingAhead(t *testing.T) {
 		{[]string{"ints", "-n", "50", "-max", "6"}, 16, 50 * 64},
 		{[]string{"floats", "-n", "20", "-bits", "8"}, 8, 20 * 64},
 		{[]string{"bytes", "-n", "100", "-bits", "7"}, 7, 100 * 8},
-		{[]string{"ints", "-n", "1000001", "-bits", "1"}, 1, 1_000_001}, // more than one request can bring
+		{[]string{"ints", "-n", "1000001", "-bits", "1"}, 1, 1_000_001},   // more than one request can bring
+		{[]string{"bytes", "-n", "2000000", "-o", "OUT"}, 16, 16_000_000}, // a batch and 128 bytes
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			srv := qrngtest.NewServer(qrngtest.Options{Record: true})
 			defer srv.Close()
-			r := runCmd(t, map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL}, tc.args...)
+			args := slices.Clone(tc.args)
+			if i := slices.Index(args, "OUT"); i >= 0 {
+				args[i] = filepath.Join(t.TempDir(), "out.bin")
+			}
+			r := runCmd(t, map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL}, args...)
 			require.Equal(t, 0, r.code, r.stderr)
 			batches := srv.Batches()
 			require.NotEmpty(t, batches)
@@ -38,6 +45,11 @@ func TestCountedCommandsFetchNothingAhead(t *testing.T) {
 			last := len(batches[len(batches)-1]) * tc.bits
 			assert.GreaterOrEqual(t, total, tc.needBits, "enough was fetched")
 			assert.Less(t, total-last, tc.needBits, "the last request was needed: nothing was fetched ahead")
+			// Each request is a read's need in whole windows (4096 values
+			// at odd widths): what is fetched past the need is less than
+			// one such unit per request.
+			unit := 4096 * tc.bits / (tc.bits & -tc.bits) // bits of the fewest values filling whole windows
+			assert.Less(t, total-tc.needBits, len(batches)*unit, "no request brought a unit more than its read needed")
 		})
 	}
 }

@@ -406,3 +406,33 @@ func TestProgressBar(t *testing.T) {
 	none.done()
 	assert.False(t, isTerminal(&b), "a buffer is not a terminal")
 }
+
+// The null device is a character device but no terminal: raw bytes may go
+// there (the hostile review: `qrng bytes -n 10 > /dev/null` was refused).
+func TestDevNullIsNoTerminal(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	defer null.Close()
+	assert.False(t, isTerminal(null))
+
+	var errb bytes.Buffer
+	code := run(context.Background(), []string{"bytes", "-n", "10", "-emulator"}, null, &errb, func(string) string { return "" })
+	assert.Equal(t, 0, code, "stderr: %s", errb.String())
+}
+
+// A blank QCI_TOKEN is no token: the emulator, said on stderr (the hostile
+// review: QCI_TOKEN=" " sent the blank to the service, and redaction of a
+// blank token garbled every message).
+func TestBlankTokenIsNoToken(t *testing.T) {
+	r := runCmd(t, map[string]string{"QCI_TOKEN": "  \n", "QCI_API_URL": "http://127.0.0.1:1"}, "ints", "-n", "3")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "no QCI_TOKEN set: "+notQuantum)
+	assert.Len(t, lines(r.stdout), 3)
+
+	srv := qrngtest.NewServer(qrngtest.Options{})
+	defer srv.Close()
+	r = runCmd(t, map[string]string{"QCI_TOKEN": " " + srv.Token + "\n", "QCI_API_URL": srv.URL}, "ints", "-n", "3")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stderr, notQuantum)
+	assert.Equal(t, 1, srv.Counters().RandomRequests, "the token, trimmed, is the service's")
+}

@@ -31,10 +31,14 @@ func dirNames(t *testing.T, dir string) []string {
 // oneBatchServer serves the first request for random numbers (a bounded
 // command's first request is what it needs, up to a batch), then refuses
 // every request with 400 (which is not retried).
-func oneBatchServer(t *testing.T) map[string]string {
+func oneBatchServer(t *testing.T) map[string]string { return batchesThenRefusal(t, 1) }
+
+// batchesThenRefusal is an emulator that answers n requests for numbers,
+// then refuses every later one with a 400.
+func batchesThenRefusal(t *testing.T, n int) map[string]string {
 	srv := qrngtest.NewServer(qrngtest.Options{})
 	t.Cleanup(srv.Close)
-	srv.Inject(qrngtest.Fault{Times: 1}, qrngtest.Fault{Status: 400, Body: `{"detail": "refused"}`, Times: -1})
+	srv.Inject(qrngtest.Fault{Times: n}, qrngtest.Fault{Status: 400, Body: `{"detail": "refused"}`, Times: -1})
 	return map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL}
 }
 

@@ -137,7 +137,7 @@ func (c *poolFillCmd) run(e *env) error {
 	if err != nil {
 		return err
 	}
-	token := e.getenv("QCI_TOKEN")
+	token := e.token()
 	if token == "" {
 		return usagef("pool fill needs QCI_TOKEN: the filler is the one that talks to the service")
 	}
@@ -168,6 +168,9 @@ func (c *poolFillCmd) run(e *env) error {
 	if err != nil {
 		return usagef("%s", fillerFlags.Replace(bare(err)))
 	}
+	if c.targetN > c.quota/8 {
+		return usagef("-target %s is more than the month's quota (-quota %d bits, %d bytes): the pool could never be filled", c.target, c.quota, c.quota/8)
+	}
 	if m != nil {
 		m.serve(f, rdb, c.key)
 		fmt.Fprintf(e.stderr, "qrng: pool fill: metrics on http://%s/metrics, health on /healthz\n", m.ln.Addr())
@@ -177,6 +180,12 @@ func (c *poolFillCmd) run(e *env) error {
 		m.stopped.Store(true)
 	}
 	if err != nil && e.ctx.Err() == nil {
+		msg := bare(err)
+		if strings.Contains(msg, "FillerConfig.") {
+			// A setting that conflicts with the pool's or with Redis's
+			// (found before anything is spent): named by its flag.
+			return usagef("pool fill: %s", fillerFlags.Replace(msg))
+		}
 		return fmt.Errorf("pool fill: %w", err)
 	}
 	return nil // stopped by SIGINT or SIGTERM: a clean stop, as serve's

@@ -247,3 +247,27 @@ func TestPoolShareLinesAndWholeChunks(t *testing.T) {
 	assert.LessOrEqual(t, popped, int64(17), "1 MiB from 64 KiB chunks")
 	assert.GreaterOrEqual(t, popped, int64(16))
 }
+
+// A setting that differs from the pool's is named by its flag, not by the
+// Go field, and is a usage error (exit 2): found before anything is
+// spent (the hostile review: "FillerConfig.ChunkSize 4096 differs...").
+func TestPoolFillSettingConflictNamesTheFlag(t *testing.T) {
+	url := startRedis(t)
+	srv := qrngtest.Start(t, qrngtest.Options{})
+	rdb, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	c := redis.NewClient(rdb)
+	defer c.Close()
+	require.NoError(t, c.HSet(context.Background(), "{qrng}:meta", "chunk_size", "16384", "bits", "16",
+		"quota_bits", "1000000000", "daily", "even").Err()) // as a first filler with defaults left them
+	envv := map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": url}
+	for _, tc := range []struct{ flag, value string }{{"-chunk", "4KiB"}, {"-quota", "2000000000"}, {"-daily", "off"}} {
+		r := runCmd(t, envv, "pool", "fill", tc.flag, tc.value)
+		assert.Equal(t, 2, r.code, r.stderr)
+		ls := stderrLines(r.stderr)
+		last := ls[len(ls)-1]
+		assert.Regexp(t, `^qrng: pool fill: (filler \S+: )?`+tc.flag+` `, last)
+		assert.NotContains(t, last, "FillerConfig")
+	}
+	assert.Zero(t, srv.Counters().RandomRequests, "nothing spent")
+}

@@ -187,7 +187,7 @@ func (c *probeCmd) check(given map[string]bool) error {
 
 func (c *probeCmd) run(e *env) error {
 	emulator, asJSON, out, timeout := &c.emulator, &c.asJSON, &c.out, &c.timeout
-	token, base := e.getenv("QCI_TOKEN"), e.getenv("QCI_API_URL")
+	token, base := e.token(), e.getenv("QCI_API_URL")
 	if token == "" && !*emulator {
 		return usagef("probe needs QCI_TOKEN: it checks the live service (-emulator probes the built-in emulator)")
 	}

@@ -81,7 +81,8 @@ func TestProgressBarUsesTheUnitsTyped(t *testing.T) {
 // bar's line is ended.
 func TestProgressBarEndsItsLineBeforeAMessage(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "out.bin")
-	shown, code := onTerminal(t, oneBatchServer(t), false, "bytes", "-n", "2MiB", "-o", file)
+	// Reads of 4 KiB doubling: 8 requests bring about 1 MiB, then the 400.
+	shown, code := onTerminal(t, batchesThenRefusal(t, 8), false, "bytes", "-n", "2MiB", "-o", file)
 	assert.Equal(t, 1, code, shown)
 	require.Regexp(t, bar, shown, "a bar was drawn before the error")
 	i := strings.Index(shown, "qrng: ")

@@ -200,6 +200,8 @@ func TestErrorsNameWhatTheUserGave(t *testing.T) {
 		{nil, []string{"pool", "status", "-redis", "garbage"}, "qrng: -redis: not a Redis URL", []string{"QRNG_REDIS_URL:"}},
 		{map[string]string{"QCI_TOKEN": "t"}, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1", "-quota", "100"},
 			"qrng: -quota 100 is less than one batch", []string{"FillerConfig", "QuotaBits", "redispool"}},
+		{map[string]string{"QCI_TOKEN": "t"}, []string{"pool", "fill", "-redis", "redis://127.0.0.1:1", "-target", "1T"},
+			"qrng: -target 1T is more than the month's quota (-quota 1000000000 bits, 125000000 bytes)", []string{"FillerConfig", "Target"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			r := runCmd(t, tc.env, tc.args...)

@@ -83,6 +83,11 @@ func (b *backend) close() {
 	}
 }
 
+// token is $QCI_TOKEN without the blanks around it: a token is never
+// blank, so one of only spaces counts as none, and a pasted one with a
+// stray space or newline still works.
+func (e *env) token() string { return strings.TrimSpace(e.getenv("QCI_TOKEN")) }
+
 // serviceURL is the service's address from QCI_API_URL, checked.
 func (e *env) serviceURL() (string, error) {
 	u := e.getenv("QCI_API_URL")
@@ -116,7 +121,7 @@ func (e *env) backend(f *fetchFlags) (*backend, error) {
 			return nil, usagef("-key %s needs a pool: give -redis URL or set QRNG_REDIS_URL", f.pool.key)
 		}
 	}
-	if token := e.getenv("QCI_TOKEN"); token != "" && !f.emulator {
+	if token := e.token(); token != "" && !f.emulator {
 		u, err := e.serviceURL()
 		if err != nil {
 			return nil, err
@@ -190,8 +195,8 @@ func (e *env) finish(src *qrng.Source, b *backend, f *fetchFlags) {
 			st.FallbackBytes, st.FallbackBytes+st.QuantumBytes, bare(st.LastError))
 	}
 	if f.verbose {
-		fmt.Fprintf(e.stderr, "qrng: fetched %d bits (%s) from %s; served %d bytes\n",
-			fetched, plural((fetched+7)/8, "byte"), b.name(), st.QuantumBytes+st.FallbackBytes)
+		fmt.Fprintf(e.stderr, "qrng: fetched %d bits (%s) from %s; served %s\n",
+			fetched, plural((fetched+7)/8, "byte"), b.name(), plural(st.QuantumBytes+st.FallbackBytes, "byte"))
 	}
 }
 

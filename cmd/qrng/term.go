@@ -10,14 +10,22 @@ import (
 	"time"
 )
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal: a character device that
+// answers as one (on Linux, the terminal ioctl; elsewhere, any character
+// device but the null device), so that /dev/null is not one.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
 	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(st, null) {
+		return false
+	}
+	return answersAsTerminal(f)
 }
 
 // sameFile reports whether a and b are the same open file or device.

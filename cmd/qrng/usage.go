@@ -37,7 +37,7 @@ func (c *usageCmd) check(map[string]bool) error {
 }
 
 func (c *usageCmd) run(e *env) error {
-	token := e.getenv("QCI_TOKEN")
+	token := e.token()
 	if token == "" {
 		return usagef("usage needs QCI_TOKEN: it asks the service about your account (the emulator has none)")
 	}
