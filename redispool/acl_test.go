@@ -10,7 +10,7 @@ import (
 )
 
 // aclLines returns the package documentation's ACL SETUSER lines for the
-// pool "qrng", as arguments, with the passwords filled in.
+// pool "{qrng}" (the default prefix), as arguments, with the passwords filled in.
 func aclLines(t *testing.T) map[string][]any {
 	t.Helper()
 	lines := map[string][]any{}
@@ -46,38 +46,38 @@ func TestACLUsers(t *testing.T) {
 	consumer := rs.client(t, "qrng-consumer", "cpw")
 	status := rs.client(t, "qrng-status", "spw")
 
-	cfg := testFillerConfig(srv, filler, "qrng")
+	cfg := testFillerConfig(srv, filler, "")
 	cfg.QuotaBits = 3 * testBatchBits
 	f := newTestFiller(t, cfg)
 	stop := runFiller(t, f)
-	c := newTestConsumer(t, consumer, "qrng")
+	c := newTestConsumer(t, consumer, "")
 	n, err := c.Fetch(ctx, make([]byte, 2*testChunk))
 	require.NoError(t, err)
 	assert.Equal(t, 2*testChunk, n)
 
-	st, err := ReadStatus(ctx, status, "qrng")
+	st, err := ReadStatus(ctx, status, "")
 	require.NoError(t, err)
 	assert.Positive(t, st.Chunks)
 	assert.Len(t, st.Fillers, 1)
 
 	// What the consumer must not do.
 	for _, cmd := range [][]any{
-		{"lrange", "qrng:pool", 0, -1},
-		{"lindex", "qrng:pool", 0},
-		{"lpos", "qrng:pool", "x"},
-		{"sort", "qrng:pool", "alpha"},
-		{"get", "qrng:pool"},
-		{"dump", "qrng:pool"},
-		{"copy", "qrng:pool", "mine"},
-		{"rpush", "qrng:pool", "chosen bytes"},
-		{"lpush", "qrng:pool", "chosen bytes"},
-		{"del", "qrng:pool"},
-		{"eval", "return redis.call('lrange', KEYS[1], 0, -1)", 1, "qrng:pool"},
-		{"set", "qrng:alive", "ok"},
-		{"get", "qrng:quota:2026-11"},
-		{"hget", "qrng:pool", "x"},
-		{"hgetall", "qrng:meta"},
-		{"hget", "qrng:ledger:2026-11", "reserved"},
+		{"lrange", "{qrng}:pool", 0, -1},
+		{"lindex", "{qrng}:pool", 0},
+		{"lpos", "{qrng}:pool", "x"},
+		{"sort", "{qrng}:pool", "alpha"},
+		{"get", "{qrng}:pool"},
+		{"dump", "{qrng}:pool"},
+		{"copy", "{qrng}:pool", "mine"},
+		{"rpush", "{qrng}:pool", "chosen bytes"},
+		{"lpush", "{qrng}:pool", "chosen bytes"},
+		{"del", "{qrng}:pool"},
+		{"eval", "return redis.call('lrange', KEYS[1], 0, -1)", 1, "{qrng}:pool"},
+		{"set", "{qrng}:alive", "ok"},
+		{"get", "{qrng}:quota:2026-11"},
+		{"hget", "{qrng}:pool", "x"},
+		{"hgetall", "{qrng}:meta"},
+		{"hget", "{qrng}:ledger:2026-11", "reserved"},
 		{"keys", "*"},
 	} {
 		err := consumer.Do(ctx, cmd...).Err()

@@ -51,6 +51,9 @@ func budgetOf(c calendar, used, dayUsed, limit, daily int64) Budget {
 // has not yet done so, and fails if that usage cannot be read. It spends
 // nothing.
 func (f *Filler) Budget(ctx context.Context) (Budget, error) {
+	if err := f.ready(ctx); err != nil {
+		return Budget{}, err
+	}
 	for range staleTries {
 		c := f.calendarNow()
 		if fl := f.floorsFor(c); !fl.synced {

@@ -33,13 +33,13 @@ func TestConsumerUsesThePoolsChunkSize(t *testing.T) {
 	}
 	// The consumer line of the first release, without the pool's settings.
 	require.NoError(t, admin.Do(ctx, "ACL", "SETUSER", "old-consumer", "on", ">opw", "resetkeys", "resetchannels", "-@all",
-		"+lmpop", "~qrng:pool", "(+get %R~qrng:alive %R~qrng:spent)").Err())
+		"+lmpop", "~{qrng}:pool", "(+get %R~{qrng}:alive %R~{qrng}:spent)").Err())
 	srv := newEmulator(t)
-	cfg := testFillerConfig(srv, rs.client(t, "qrng-filler", "fpw"), "qrng")
+	cfg := testFillerConfig(srv, rs.client(t, "qrng-filler", "fpw"), "")
 	cfg.ChunkSize, cfg.BatchSize, cfg.Target, cfg.LowMark = chunk, 4*chunk*8/testBits, 40*chunk, 40*chunk
 	f := newTestFiller(t, cfg)
 	runFiller(t, f)
-	pooled := func() int64 { return admin.LLen(ctx, "qrng:pool").Val() }
+	pooled := func() int64 { return admin.LLen(ctx, "{qrng}:pool").Val() }
 	topUp := func() {
 		t.Helper()
 		require.Eventually(t, func() bool { return idle(f) && pooled() >= 40 }, patience, 5*time.Millisecond)
@@ -47,7 +47,7 @@ func TestConsumerUsesThePoolsChunkSize(t *testing.T) {
 	topUp()
 
 	consumer := rs.client(t, "qrng-consumer", "cpw")
-	c := newTestConsumerChunk(t, consumer, "qrng", 0)
+	c := newTestConsumerChunk(t, consumer, "", 0)
 	size, err := c.ChunkSize(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, chunk, size)
@@ -67,7 +67,7 @@ func TestConsumerUsesThePoolsChunkSize(t *testing.T) {
 
 	// Fetch pops what it can serve, and a chunk's tail at most.
 	topUp()
-	c = newTestConsumerChunk(t, consumer, "qrng", 0)
+	c = newTestConsumerChunk(t, consumer, "", 0)
 	for _, tc := range []struct{ size, chunks, n, discarded int }{
 		{3 * chunk, 3, 3 * chunk, 0},
 		{3*chunk + chunk/2, 3, 3 * chunk, 0},
@@ -83,7 +83,7 @@ func TestConsumerUsesThePoolsChunkSize(t *testing.T) {
 	}
 
 	// A ChunkSize that is not the pool's: an error naming both, nothing popped.
-	wrong := newTestConsumerChunk(t, consumer, "qrng", 16<<10)
+	wrong := newTestConsumerChunk(t, consumer, "", 16<<10)
 	before = pooled()
 	_, err = wrong.Fetch(ctx, make([]byte, 4<<10))
 	require.Error(t, err)
@@ -91,7 +91,7 @@ func TestConsumerUsesThePoolsChunkSize(t *testing.T) {
 	assert.Equal(t, before, pooled(), "nothing popped")
 
 	// Without the settings: one chunk first, then whole chunks.
-	old := newTestConsumerChunk(t, rs.client(t, "old-consumer", "opw"), "qrng", 0)
+	old := newTestConsumerChunk(t, rs.client(t, "old-consumer", "opw"), "", 0)
 	p := make([]byte, 1<<20)
 	n1, err := old.Fetch(ctx, p)
 	require.NoError(t, err)
@@ -100,7 +100,7 @@ func TestConsumerUsesThePoolsChunkSize(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 16*chunk, n2)
 	assert.Zero(t, old.Stats().Discarded)
-	wrongOld := newTestConsumerChunk(t, rs.client(t, "old-consumer", "opw"), "qrng", 16<<10)
+	wrongOld := newTestConsumerChunk(t, rs.client(t, "old-consumer", "opw"), "", 16<<10)
 	_, err = wrongOld.Fetch(ctx, p)
 	assert.ErrorContains(t, err, "differs from the pool's chunk size 65536")
 	assert.Equal(t, int64(1), wrongOld.Stats().Chunks, "one chunk told the size")
@@ -186,18 +186,18 @@ func TestSlowStartAsksForWholeChunks(t *testing.T) {
 	admin := rs.client(t, "", "")
 	ctx := context.Background()
 	srv := newEmulator(t)
-	cfg := testFillerConfig(srv, rs.client(t, "", ""), "qrng")
+	cfg := testFillerConfig(srv, rs.client(t, "", ""), "")
 	cfg.ChunkSize, cfg.BatchSize, cfg.Target, cfg.LowMark = chunk, 4*chunk*8/testBits, 40*chunk, 40*chunk
 	f := newTestFiller(t, cfg)
 	runFiller(t, f)
-	require.Eventually(t, func() bool { return idle(f) && admin.LLen(ctx, "qrng:pool").Val() >= 40 }, patience, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return idle(f) && admin.LLen(ctx, "{qrng}:pool").Val() >= 40 }, patience, 5*time.Millisecond)
 
 	for _, read := range []struct {
 		name  string
 		total int
 		piece int
 	}{{"one value", 8, 8}, {"1 MiB in 32 KiB pieces", 1 << 20, 32 << 10}} {
-		c := newTestConsumerChunk(t, admin, "qrng", 0)
+		c := newTestConsumerChunk(t, admin, "", 0)
 		_, err := c.ChunkSize(ctx) // as a Source's first Fetch would learn it
 		require.NoError(t, err)
 		src := qrng.NewSource(qrng.Config{Upstream: c, Bits: 64, BatchSize: (1 << 20) / 8, Workers: 1,

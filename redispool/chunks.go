@@ -20,6 +20,9 @@ import (
 // fails if the pool's size differs from ConsumerConfig.ChunkSize, or if
 // Redis fails.
 func (c *Consumer) ChunkSize(ctx context.Context) (int, error) {
+	if err := c.ready(ctx); err != nil {
+		return 0, err
+	}
 	if c.size.Load() == 0 && !c.metaDenied.Load() {
 		v, err := c.rdb.HGet(ctx, c.keys.meta, "chunk_size").Result()
 		switch {

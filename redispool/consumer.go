@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +19,10 @@ type ConsumerConfig struct {
 	// pool key and GET on the liveness and quota keys (see the package
 	// documentation for the ACL).
 	Redis Redis
-	// Prefix starts every key of the pool. Default DefaultPrefix ("qrng").
+	// Prefix starts every key of the pool. Default DefaultPrefix
+	// ("{qrng}"), or OldDefaultPrefix ("qrng") where Redis holds a pool
+	// under it and none under DefaultPrefix (decided at the first Fetch or
+	// ChunkSize, and logged).
 	Prefix string
 	// ChunkSize is the size of the pool's chunks, as its fillers cut them.
 	// Default (0): the pool's, as its first filler recorded it in the
@@ -30,6 +35,9 @@ type ConsumerConfig struct {
 	// PollInterval is the longest pause between pops while Fetch waits on
 	// an empty pool that a live filler is refilling. Default 50 ms.
 	PollInterval time.Duration
+	// Logger receives the one notice a Consumer may log: that it uses the
+	// old default prefix. Default: slog.Default().
+	Logger *slog.Logger
 }
 
 // ConsumerStats is a snapshot of a Consumer's counters.
@@ -56,6 +64,11 @@ type Consumer struct {
 	size       atomic.Int64 // the pool's chunk size once known; 0 until then
 	metaDenied atomic.Bool  // the pool's settings may not be read: learn from chunks
 
+	auto    bool         // no Prefix given: the first call picks it (choosePrefix)
+	log     *slog.Logger // for the old prefix's notice
+	readyMu sync.Mutex   // guards the writes of ready
+	isReady atomic.Bool  // the server was checked and keys chosen; keys is not written after
+
 	afterTake func(popped []string) // test seam: the popped strings, after wiping
 	beforeWhy func()                // test seam: between a pop that found nothing and reading why
 
@@ -71,6 +84,11 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		keys: newKeys(cfg.Prefix),
 		want: cfg.ChunkSize,
 		poll: orDefault(cfg.PollInterval, 50*time.Millisecond),
+		auto: cfg.Prefix == "",
+		log:  cfg.Logger,
+	}
+	if c.log == nil {
+		c.log = slog.Default()
 	}
 	switch {
 	case cfg.Redis == nil:
@@ -108,6 +126,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 func (c *Consumer) Fetch(ctx context.Context, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, errors.New("redispool: Fetch needs a non-empty buffer")
+	}
+	if err := c.ready(ctx); err != nil {
+		return 0, err
 	}
 	pause := 5 * time.Millisecond
 	waited := false

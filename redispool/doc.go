@@ -118,7 +118,9 @@
 //     target and one batch per worker, plus a quarter for Redis's own
 //     overhead, must fit in maxmemory minus the memory used by everything
 //     but the pool. Run refuses less, naming maxmemory.
-//   - Redis 7 or later (LMPOP, ACL selectors), and for the filler the
+//   - Redis 7.0 or later (LMPOP, ACL selectors): a Filler, a Consumer and
+//     ReadStatus ask the server's version (HELLO) first and refuse an
+//     older one, naming its version (ErrRedisTooOld). And for the filler the
 //     commands of its ACL below, TIME and INFO included: the filler reads
 //     maxmemory and maxmemory-policy from INFO memory, so it needs no
 //     CONFIG permission (managed services often withhold CONFIG); a filler
@@ -127,30 +129,35 @@
 //
 // # Keys
 //
-// Every key starts with a prefix, "qrng" by default (shown here). On a
-// Redis Cluster, use a prefix with a hash tag, such as "{qrng}".
+// Every key starts with a prefix, "{qrng}" by default (shown here). Its
+// braces make it a Redis Cluster hash tag: every key of the pool hashes to
+// one slot, as the scripts need (each touches several keys); on a Cluster
+// any other prefix must be a hash tag too. Earlier versions' default was
+// "qrng" (OldDefaultPrefix): given no prefix, a Filler, a Consumer and
+// ReadStatus use it instead where Redis holds a pool under it and none
+// under "{qrng}", on a server that is not a cluster, and log so once.
 //
-//	qrng:pool               list    chunks of random bytes; fillers RPUSH, consumers LMPOP from the left
-//	qrng:quota:2026-11      string  bits reserved in that UTC month, net of refunds; expires 7 days after the month
-//	qrng:day:2026-11-27     string  bits reserved in that UTC day, net of refunds; expires 2 days after the day
-//	qrng:ledger:2026-11     hash    the month's reservations: "t:<token>" = "<day> <bits> <state> <filler>" (state r
+//	{qrng}:pool             list    chunks of random bytes; fillers RPUSH, consumers LMPOP from the left
+//	{qrng}:quota:2026-11    string  bits reserved in that UTC month, net of refunds; expires 7 days after the month
+//	{qrng}:day:2026-11-27   string  bits reserved in that UTC day, net of refunds; expires 2 days after the day
+//	{qrng}:ledger:2026-11   hash    the month's reservations: "t:<token>" = "<day> <bits> <state> <filler>" (state r
 //	                                in flight, s answered, f refunded) and "reserved", bits ever reserved, never
 //	                                lowered; expires with the month's counter
-//	qrng:alive              string  "ok" while some filler can fill; TTL: the heartbeat's
-//	qrng:spent              string  "quota <unix>" or "daily <unix>": the quota or today's share stops the fillers
+//	{qrng}:alive            string  "ok" while some filler can fill; TTL: the heartbeat's
+//	{qrng}:spent            string  "quota <unix>" or "daily <unix>": the quota or today's share stops the fillers
 //	                                until then (by the server's clock); TTL: the heartbeat's
-//	qrng:filler:<id>        string  one filler's heartbeat: host, pid, start time, sizes; TTL (default 5 s)
-//	qrng:fillers            set     ids of fillers, pruned of expired ones
-//	qrng:active             set     ids of fillers not stopped by the quota or the day's share
-//	qrng:meta               hash    the pool's settings, recorded by its first filler: chunk_size, bits,
+//	{qrng}:filler:<id>      string  one filler's heartbeat: host, pid, start time, sizes; TTL (default 5 s)
+//	{qrng}:fillers          set     ids of fillers, pruned of expired ones
+//	{qrng}:active           set     ids of fillers not stopped by the quota or the day's share
+//	{qrng}:meta             hash    the pool's settings, recorded by its first filler: chunk_size, bits,
 //	                                quota_bits, daily ("even", "off" or bits a day)
-//	qrng:pushed:<batch>     string  push marker of one batch; TTL 5 min
+//	{qrng}:pushed:<batch>   string  push marker of one batch; TTL 5 min
 //
-// A consumer that finds the pool empty reads qrng:alive (present: wait for
-// the refill), then qrng:spent (present: the quota or the day's share is
+// A consumer that finds the pool empty reads {qrng}:alive (present: wait for
+// the refill), then {qrng}:spent (present: the quota or the day's share is
 // spent), else reports ErrPoolEmpty; either report comes only after one
 // more pop finds nothing. To change a pool's settings, stop every filler
-// and delete qrng:meta (and qrng:pool, if the chunk size changes).
+// and delete {qrng}:meta (and {qrng}:pool, if the chunk size changes).
 //
 // # ACL
 //
@@ -159,9 +166,9 @@
 // Redis 7 selectors keep GET and HGET away from the pool, so a consumer
 // cannot read a chunk without removing it, nor add one:
 //
-//	ACL SETUSER qrng-consumer on >CONSUMER-PASSWORD resetkeys resetchannels -@all +lmpop ~qrng:pool (+get %R~qrng:alive %R~qrng:spent) (+hget %R~qrng:meta)
-//	ACL SETUSER qrng-filler on >FILLER-PASSWORD resetkeys resetchannels -@all ~qrng:* +evalsha +eval +llen +smembers +srem +exists +get +set +rpush +incrby +decrby +expireat +sadd +scard +del +hset +hsetnx +hget +hgetall +hincrby +time +info
-//	ACL SETUSER qrng-status on >STATUS-PASSWORD resetkeys resetchannels -@all %R~qrng:* +llen +hgetall +get +exists +smembers +pttl +time
+//	ACL SETUSER qrng-consumer on >CONSUMER-PASSWORD resetkeys resetchannels -@all +lmpop ~{qrng}:pool (+get %R~{qrng}:alive %R~{qrng}:spent) (+hget %R~{qrng}:meta)
+//	ACL SETUSER qrng-filler on >FILLER-PASSWORD resetkeys resetchannels -@all ~{qrng}:* +evalsha +eval +llen +smembers +srem +exists +get +set +rpush +incrby +decrby +expireat +sadd +scard +del +hset +hsetnx +hget +hgetall +hincrby +time +info
+//	ACL SETUSER qrng-status on >STATUS-PASSWORD resetkeys resetchannels -@all %R~{qrng}:* +llen +hgetall +get +exists +smembers +pttl +time
 //
 // The filler's list includes the commands its scripts call. A consumer
 // whose ACL lacks the HGET learns the chunk size from the first chunk it

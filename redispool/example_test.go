@@ -58,7 +58,7 @@ func ExampleConsumer() {
 func ExampleReadStatus() {
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer rdb.Close()
-	st, err := redispool.ReadStatus(context.Background(), rdb, "qrng")
+	st, err := redispool.ReadStatus(context.Background(), rdb, "")
 	if err != nil {
 		log.Fatal(err)
 	}

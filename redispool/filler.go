@@ -46,7 +46,10 @@ type FillerConfig struct {
 	// maxmemory is set), or whose maxmemory leaves too little room for
 	// Target (see the package documentation, "Redis settings").
 	Redis Redis
-	// Prefix starts every key of the pool. Default DefaultPrefix ("qrng").
+	// Prefix starts every key of the pool. Default DefaultPrefix
+	// ("{qrng}"), or OldDefaultPrefix ("qrng") where Redis holds a pool
+	// under it and none under DefaultPrefix (decided as Run starts, and
+	// logged).
 	Prefix string
 
 	// Token is the API token from QCI. Default: $QCI_TOKEN. Only fillers
@@ -131,6 +134,9 @@ type FillerStats struct {
 	PushErrors   int64 // batches dropped because no push got through
 	PushRetries  int64 // pushes sent again (same batch marker) after a failure
 	RefundedBits int64 // bits given back to the shared meter (requests with no answer)
+	ReservedBits int64 // bits reserved on the shared meter (refunds not subtracted)
+	BytesPushed  int64 // Chunks × the chunk size
+	EvictedKeys  int64 // keys Redis evicted while this filler ran, as its heartbeats saw them
 	Syncs        int64 // times the month's count was taken from the service's usage
 	QuotaBlocked bool  // filling is paused because the monthly quota is spent
 	DailyBlocked bool  // filling is paused because today's share is spent
@@ -183,7 +189,12 @@ type Filler struct {
 
 	running atomic.Bool
 	beatMu  sync.Mutex // one beat at a time, so the last state computed is the last written
-	syncs   singleflight.Group
+
+	auto    bool        // no Prefix given: ready picks it (choosePrefix)
+	readyMu sync.Mutex  // guards the writes of ready
+	isReady atomic.Bool // the server was checked and keys chosen; keys is not written after
+
+	syncs singleflight.Group
 
 	mu        sync.Mutex // guards everything below
 	filling   bool       // a top-up is under way
@@ -232,6 +243,7 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 		recheck:     quotaRecheck,
 		own:         map[string]reservation{},
 		evicted:     -1,
+		auto:        cfg.Prefix == "",
 	}
 	switch {
 	case cfg.Bits < 0 || cfg.Bits > 64:
@@ -333,6 +345,7 @@ func (f *Filler) Stats() FillerStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.stats
+	st.BytesPushed = st.Chunks * int64(f.chunk)
 	st.QuotaBlocked = f.block.kind == blockQuota
 	st.DailyBlocked = f.block.kind == blockDaily
 	return st
@@ -356,6 +369,9 @@ func (f *Filler) Run(ctx context.Context) error {
 		return errors.New("redispool: Filler.Run is already running")
 	}
 	defer f.running.Store(false)
+	if err := f.ready(ctx); err != nil {
+		return fmt.Errorf("redispool: filler %s: %w", f.id, err)
+	}
 	if err := f.checkRedis(ctx, true); err != nil {
 		return fmt.Errorf("redispool: filler %s: %w", f.id, err)
 	}

@@ -107,6 +107,9 @@ func (f *Filler) sawEvictions(ctx context.Context, evicted int64) error {
 	f.mu.Lock()
 	before := f.evicted
 	f.evicted = evicted
+	if before >= 0 && evicted > before {
+		f.stats.EvictedKeys += evicted - before
+	}
 	f.mu.Unlock()
 	if before < 0 || evicted <= before {
 		return nil

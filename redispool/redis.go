@@ -7,12 +7,15 @@ import (
 )
 
 // Redis is the part of a go-redis client this package uses. A
-// *redis.Client, *redis.ClusterClient or *redis.Ring satisfies it, as does
-// any other type with these methods. On a Redis Cluster, give the pool a
-// prefix with a hash tag (for example "{qrng}") so that its keys share a
-// slot: the scripts touch several keys at once.
+// *redis.Client (NewClient, or NewFailoverClient for Sentinel), a
+// *redis.ClusterClient or a *redis.Ring satisfies it, as does any other
+// type with these methods. On a Redis Cluster every key of a pool must
+// share a slot, since the scripts touch several keys at once: the
+// default prefix, "{qrng}", is a hash tag, and so must any other prefix
+// be there (for example "{pool-a}").
 type Redis interface {
 	redis.Scripter
+	Do(ctx context.Context, args ...any) *redis.Cmd
 	LLen(ctx context.Context, key string) *redis.IntCmd
 	LMPop(ctx context.Context, direction string, count int64, keys ...string) *redis.KeyValuesCmd
 	Get(ctx context.Context, key string) *redis.StringCmd
@@ -33,7 +36,10 @@ var (
 )
 
 // DefaultPrefix starts every key of a pool unless a Config says otherwise.
-const DefaultPrefix = "qrng"
+// Its braces make it a hash tag: on a Redis Cluster all the pool's keys
+// hash to one slot. Earlier versions used OldDefaultPrefix, whose pools
+// are still found (see OldDefaultPrefix).
+const DefaultPrefix = "{qrng}"
 
 // keys names a pool's keys. The package documentation lists them.
 type keys struct {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Redis settings a pool needs. A Redis that evicts keys when memory runs
@@ -60,7 +62,7 @@ func (f *Filler) need() int64 {
 // were evicted) leave room out: memory others hold may be freed, and a
 // push refused for want of it is retried (see push).
 func (f *Filler) checkRedis(ctx context.Context, room bool) error {
-	s, err := f.rdb.Info(ctx, "memory").Result()
+	s, err := f.nodeOfPool(ctx).Info(ctx, "memory").Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "NOPERM") {
 			return stopError{fmt.Errorf("redispool: cannot read Redis's memory settings (INFO memory: %v): "+
@@ -92,4 +94,19 @@ func (f *Filler) checkRedis(ctx context.Context, room bool) error {
 			m.maxmemory, free, m.used, pooled*int64(f.chunk), need, f.high*int64(f.chunk), f.batchBytes)}
 	}
 	return nil
+}
+
+// nodeOfPool is where the pool's memory is: on a Redis Cluster, the
+// primary that holds the pool's slot (INFO goes to any node otherwise),
+// elsewhere the client itself.
+func (f *Filler) nodeOfPool(ctx context.Context) Redis {
+	type router interface {
+		MasterForKey(ctx context.Context, key string) (*redis.Client, error)
+	}
+	if r, ok := f.rdb.(router); ok {
+		if c, err := r.MasterForKey(ctx, f.keys.pool); err == nil {
+			return c
+		}
+	}
+	return f.rdb
 }

@@ -94,6 +94,7 @@ func TestEvictionsWhileFillingStopTheFiller(t *testing.T) {
 		t.Fatal("the filler went on feeding an evicting Redis")
 	}
 	assert.Contains(t, logs.String(), "the pool may have shrunk without pops")
+	assert.Positive(t, f.Stats().EvictedKeys, "the evictions seen are counted")
 }
 
 // A push that Redis refuses for want of memory is sent again with its
@@ -155,7 +156,7 @@ func TestFillerWithoutInfoRefuses(t *testing.T) {
 	line = append(line, "-info")
 	require.NoError(t, admin.Do(ctx, line...).Err())
 	srv := newEmulator(t)
-	f := newTestFiller(t, testFillerConfig(srv, rs.client(t, "no-info", "fpw"), "qrng"))
+	f := newTestFiller(t, testFillerConfig(srv, rs.client(t, "no-info", "fpw"), ""))
 	rctx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
 	err := f.Run(rctx)

@@ -153,6 +153,7 @@ func (f *Filler) reserve(ctx context.Context) (reservation, error) {
 		case meterOK:
 			f.mu.Lock()
 			f.own[r.token] = r
+			f.stats.ReservedBits += r.bits
 			f.lastUsed = a.used
 			f.block = block{}
 			f.mu.Unlock()

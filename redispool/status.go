@@ -13,9 +13,11 @@ import (
 
 // Status is a snapshot of a pool, as ReadStatus finds it.
 type Status struct {
-	Chunks    int64 // chunks in the pool
-	ChunkSize int   // bytes per chunk, as the fillers record it; 0 if none has run
-	Bytes     int64 // Chunks * ChunkSize
+	Prefix       string // the pool's prefix (OldDefaultPrefix when an old pool was found; see ReadStatus)
+	RedisVersion string // the server's version, as HELLO says it
+	Chunks       int64  // chunks in the pool
+	ChunkSize    int    // bytes per chunk, as the fillers record it; 0 if none has run
+	Bytes        int64  // Chunks * ChunkSize
 
 	// Budget is this month's and today's spending, by the Redis server's
 	// clock (by the status reader's own where TIME is refused), and
@@ -40,12 +42,28 @@ type FillerStatus struct {
 }
 
 // ReadStatus reads the state of the pool with the given prefix ("" means
-// DefaultPrefix). It reads no random bytes: only the server's clock, the
-// pool's length, the month's and the day's counters, the settings and the
-// heartbeats.
+// DefaultPrefix, or OldDefaultPrefix where Redis holds a pool under it and
+// none under DefaultPrefix: Status.Prefix says which). It reads no random
+// bytes: only the server's version and clock, the pool's length, the
+// month's and the day's counters, the settings and the heartbeats. It
+// fails for a server older than MinRedisVersion (ErrRedisTooOld).
 func ReadStatus(ctx context.Context, rdb Redis, prefix string) (Status, error) {
-	k := newKeys(prefix)
 	var st Status
+	srv, err := hello(ctx, rdb)
+	if err == nil {
+		err = srv.check()
+	}
+	if err != nil {
+		return st, err
+	}
+	st.RedisVersion = srv.version
+	if prefix == "" {
+		if prefix, _, err = choosePrefix(ctx, rdb, srv, probeByExists); err != nil {
+			return st, fmt.Errorf("redispool: status of %s: %w", newKeys(DefaultPrefix).meta, err)
+		}
+	}
+	k := newKeys(prefix)
+	st.Prefix = k.prefix
 	wrap := func(key string, err error) error { return fmt.Errorf("redispool: status of %s: %w", key, err) }
 
 	n, err := rdb.LLen(ctx, k.pool).Result()

@@ -2,6 +2,7 @@ package redispool
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestReadStatus(t *testing.T) {
 	st, err := ReadStatus(ctx, rdb, "")
 	require.NoError(t, err)
 	cal := calendarAt(time.Now())
-	assert.Equal(t, Status{Budget: Budget{Month: cal.month, Day: cal.day, DaysLeft: cal.daysLeft, DailyShare: -1,
+	assert.Equal(t, Status{Prefix: DefaultPrefix, RedisVersion: infoVersion(t, rdb), Budget: Budget{Month: cal.month, Day: cal.day, DaysLeft: cal.daysLeft, DailyShare: -1,
 		DayRenews: cal.dayEnd, MonthRenews: cal.monthEnd}}, st, "an empty Redis")
 
 	srv := newEmulator(t)
@@ -45,12 +46,12 @@ func TestReadStatus(t *testing.T) {
 		stops = append(stops, runFiller(t, f))
 	}
 	require.Eventually(t, func() bool { // both top-ups done
-		return idle(fillers[0]) && idle(fillers[1]) && rdb.LLen(ctx, "qrng:pool").Val() >= 2*testBatchChunks
+		return idle(fillers[0]) && idle(fillers[1]) && rdb.LLen(ctx, "{qrng}:pool").Val() >= 2*testBatchChunks
 	}, patience, 5*time.Millisecond)
 
-	st, err = ReadStatus(ctx, rdb, "qrng")
+	st, err = ReadStatus(ctx, rdb, "")
 	require.NoError(t, err)
-	assert.Equal(t, rdb.LLen(ctx, "qrng:pool").Val(), st.Chunks)
+	assert.Equal(t, rdb.LLen(ctx, "{qrng}:pool").Val(), st.Chunks)
 	assert.Equal(t, testChunk, st.ChunkSize)
 	assert.Equal(t, st.Chunks*testChunk, st.Bytes)
 	assert.Equal(t, srv.Counters().BitsServed, st.QuotaUsed)
@@ -75,13 +76,13 @@ func TestReadStatus(t *testing.T) {
 	}
 
 	// Drain: the fillers run into the quota.
-	c := newTestConsumer(t, rdb, "qrng")
+	c := newTestConsumer(t, rdb, "")
 	for {
 		if _, err := c.Fetch(ctx, make([]byte, 8*testChunk)); err != nil {
 			break
 		}
 	}
-	st, err = ReadStatus(ctx, rdb, "qrng")
+	st, err = ReadStatus(ctx, rdb, "")
 	require.NoError(t, err)
 	assert.Equal(t, spend*testBatchBits, st.QuotaUsed)
 	assert.Equal(t, nextMonth(time.Now()), st.QuotaSpentUntil)
@@ -92,7 +93,7 @@ func TestReadStatus(t *testing.T) {
 	for _, stop := range stops {
 		require.NoError(t, stop())
 	}
-	st, err = ReadStatus(ctx, rdb, "qrng")
+	st, err = ReadStatus(ctx, rdb, "")
 	require.NoError(t, err)
 	assert.Empty(t, st.Fillers)
 	assert.False(t, st.Filling)
@@ -101,6 +102,21 @@ func TestReadStatus(t *testing.T) {
 
 	dead := rs.clientNoRetry(t)
 	rs.stop()
-	_, err = ReadStatus(ctx, dead, "qrng")
-	assert.ErrorContains(t, err, "redispool: status of qrng:pool: ")
+	_, err = ReadStatus(ctx, dead, "")
+	assert.ErrorContains(t, err, "redispool: ask Redis its version (HELLO): ")
+}
+
+// infoVersion is the server's version as INFO server says it (not HELLO,
+// which ReadStatus asks).
+func infoVersion(t *testing.T, rdb Redis) string {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "server").Result()
+	require.NoError(t, err)
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "redis_version:"); ok {
+			return v
+		}
+	}
+	t.Fatal("no redis_version in INFO server")
+	return ""
 }

@@ -99,7 +99,7 @@ func TestZeroAndEmptyValuesAreUsageErrors(t *testing.T) {
 		{[]string{"serve", "-token-ttl", "0s"}, "qrng: -token-ttl 0s: want a positive duration"},
 		// Issue 18, item 8: an empty -key or -token, or a -key with no
 		// pool to name, was silently ignored.
-		{[]string{"bytes", "-key=", "-n", "4"}, `qrng: -key: want a prefix (omit -key for "qrng")`},
+		{[]string{"bytes", "-key=", "-n", "4"}, `qrng: -key: want a prefix (omit -key for "{qrng}")`},
 		{[]string{"ints", "-key", ""}, `qrng: -key: want a prefix`},
 		{[]string{"bytes", "-key", "fleet", "-n", "4"}, "qrng: -key fleet needs a pool: give -redis URL or set QRNG_REDIS_URL"},
 		{[]string{"floats", "-key", "fleet"}, "qrng: -key fleet needs a pool"},

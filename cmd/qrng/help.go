@@ -83,7 +83,12 @@ faster on purpose). It prints the target and the day's share at start;
 each top-up is logged on stderr. It refuses a Redis that can evict the
 pool (maxmemory-policy other than noeviction) or whose maxmemory cannot
 hold -target, and a pool set up with another -quota, -chunk, -bits or
--daily. Consumers (bytes, ints, floats with -redis) need no token.`,
+-daily. Consumers (bytes, ints, floats with -redis) need no token.
+Redis is named by -redis URL, -redis-file FILE (for a URL with a
+password: never on a command line) or $QRNG_REDIS_URL: any node of a
+Cluster (or more seeds as ?addr=host:port), or, with -sentinel-master
+NAME, the Sentinels. For rediss://, -redis-ca, -redis-cert and -redis-key
+name PEM files; a plaintext port fails within the dial timeout.`,
 		func() command { return new(poolFillCmd) }},
 	{"pool status", "what a shared pool holds: bytes, quota and share used, fillers",
 		`Prints one line per fact about the pool at -redis (default

@@ -17,51 +17,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisFlags name a pool: -redis URL (default $QRNG_REDIS_URL) and -key.
-type redisFlags struct {
-	url   string
-	given bool // -redis was on the command line
-	key   string
-}
-
-func (r *redisFlags) define(fs *flag.FlagSet) {
-	fs.Func("redis", "the pool's Redis, as a URL: redis://, rediss:// (TLS) or unix:// (default $QRNG_REDIS_URL)",
-		func(v string) error {
-			if v == "" {
-				return errors.New("want a URL")
-			}
-			r.url, r.given = v, true
-			return nil
-		})
-	fs.StringVar(&r.key, "key", redispool.DefaultPrefix, "the prefix of the pool's keys")
-}
-
-// resolve fills the URL from the environment and checks both flags.
-func (r *redisFlags) resolve(e *env, required bool) (*redis.Options, error) {
-	if r.url == "" {
-		r.url = e.getenv("QRNG_REDIS_URL")
-	}
-	if r.url == "" {
-		if required {
-			return nil, usagef("-redis: want the pool's Redis URL (or set QRNG_REDIS_URL)")
-		}
-		return nil, nil
-	}
-	if r.key == "" {
-		return nil, usagef("-key: want a prefix")
-	}
-	opts, err := redis.ParseURL(r.url)
-	if err != nil {
-		// Never the parser's text: it quotes the URL, password and all.
-		from := "-redis"
-		if !r.given {
-			from = "QRNG_REDIS_URL" // the flag was not used: name what was
-		}
-		return nil, usagef("%s: not a Redis URL (want redis://, rediss:// or unix://, as go-redis reads them)", from)
-	}
-	return opts, nil
-}
-
 // redactURL keeps the user information of a Redis URL (its password) out
 // of a message, in the forms a message may hold it: as typed, quoted by
 // Go, or percent-encoded.
@@ -99,8 +54,11 @@ func quiet() { quietOnce.Do(func() { redis.SetLogger(quietRedis{}) }) }
 // Its chunk size is the pool's, which the README's consumer ACL may read;
 // where it is not known yet, the first Fetch learns it from the first
 // chunk (and pops one chunk only), so a guess here wastes nothing.
-func (e *env) poolBackend(opts *redis.Options, key string) (*backend, error) {
-	rdb := redis.NewClient(opts)
+func (e *env) poolBackend(t *redisTarget, key string) (*backend, error) {
+	rdb, err := e.openRedis(t)
+	if err != nil {
+		return nil, err
+	}
 	c, err := redispool.NewConsumer(redispool.ConsumerConfig{Redis: rdb, Prefix: key})
 	if err != nil {
 		rdb.Close()
@@ -121,8 +79,8 @@ type poolFillCmd struct {
 	quota  int64
 	chunk  string
 	daily  string
+	addr   string // -metrics
 
-	opts    *redis.Options
 	targetN int64
 	chunkN  int64
 	dailyN  int64 // FillerConfig.DailyBits
@@ -134,10 +92,14 @@ func (c *poolFillCmd) define(fs *flag.FlagSet) {
 	fs.IntVar(&c.bits, "bits", qrng.DefaultBits, "width in bits of each value fetched, 1..64")
 	fs.Int64Var(&c.quota, "quota", qrng.DefaultQuotaBits, "bits all fillers of the pool may fetch per UTC month")
 	fs.StringVar(&c.chunk, "chunk", "16KiB", "bytes per chunk, 512 to 64KiB")
+	fs.StringVar(&c.addr, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics and a health check at /healthz (200 while filling)")
 	fs.StringVar(&c.daily, "daily", "even", "bits all fillers may fetch per UTC day: even (the quota left over the days left), off (no daily limit), or BITS")
 }
 
-func (c *poolFillCmd) check(map[string]bool) error {
+func (c *poolFillCmd) check(given map[string]bool) error {
+	if err := c.checkKey(given); err != nil {
+		return err
+	}
 	var err error
 	if c.targetN, _, err = parseSize(c.target); err != nil {
 		return usagef("-target %q: %v", c.target, err)
@@ -171,7 +133,7 @@ func (c *poolFillCmd) check(map[string]bool) error {
 }
 
 func (c *poolFillCmd) run(e *env) error {
-	opts, err := c.resolve(e, true)
+	target, err := c.resolve(e, true)
 	if err != nil {
 		return err
 	}
@@ -183,18 +145,41 @@ func (c *poolFillCmd) run(e *env) error {
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewClient(opts)
+	var m *fillMetrics
+	if c.addr != "" {
+		if m, err = listenMetrics(c.addr); err != nil {
+			return err
+		}
+		defer m.close()
+	}
+	rdb, err := e.openRedis(target)
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
 	f, err := redispool.NewFiller(redispool.FillerConfig{Redis: rdb, Prefix: c.key, Token: token, BaseURL: base,
 		Bits: c.bits, ChunkSize: int(c.chunkN), Target: c.targetN, QuotaBits: c.quota, DailyBits: c.dailyN,
-		Logger: newLoggerAt(e.stderr, slog.LevelInfo), OnStart: func(b redispool.Budget) { c.started(e, b) }})
+		Logger: newLoggerAt(e.stderr, slog.LevelInfo), OnStart: func(b redispool.Budget) {
+			c.started(e, b)
+			if m != nil {
+				m.started.Store(true)
+			}
+		}})
 	if err != nil {
 		return usagef("%s", fillerFlags.Replace(bare(err)))
 	}
 	if c.targetN > c.quota/8 {
 		return usagef("-target %s is more than the month's quota (-quota %d bits, %d bytes): the pool could never be filled", c.target, c.quota, c.quota/8)
 	}
-	if err := f.Run(e.ctx); err != nil && e.ctx.Err() == nil {
+	if m != nil {
+		m.serve(f, rdb, c.key)
+		fmt.Fprintf(e.stderr, "qrng: pool fill: metrics on http://%s/metrics, health on /healthz\n", m.ln.Addr())
+	}
+	err = f.Run(e.ctx)
+	if m != nil {
+		m.stopped.Store(true)
+	}
+	if err != nil && e.ctx.Err() == nil {
 		msg := bare(err)
 		if strings.Contains(msg, "FillerConfig.") {
 			// A setting that conflicts with the pool's or with Redis's
@@ -225,18 +210,28 @@ func (c *poolFillCmd) started(e *env, b redispool.Budget) {
 }
 
 // poolStatusCmd is 'qrng pool status'.
-type poolStatusCmd struct{ redisFlags }
+type poolStatusCmd struct {
+	redisFlags
+	json bool
+}
 
-func (c *poolStatusCmd) define(fs *flag.FlagSet)     { c.redisFlags.define(fs) }
-func (c *poolStatusCmd) check(map[string]bool) error { return nil }
+func (c *poolStatusCmd) define(fs *flag.FlagSet) {
+	c.redisFlags.define(fs)
+	fs.BoolVar(&c.json, "json", false, "print the status as one JSON object")
+}
+
+func (c *poolStatusCmd) check(given map[string]bool) error { return c.checkKey(given) }
 
 func (c *poolStatusCmd) run(e *env) error {
-	opts, err := c.resolve(e, true)
+	target, err := c.resolve(e, true)
 	if err != nil {
 		return err
 	}
-	opts.MaxRetries = -1 // an unreachable Redis is reported at once
-	rdb := redis.NewClient(opts)
+	target.noRetry() // an unreachable Redis is reported at once
+	rdb, err := e.openRedis(target)
+	if err != nil {
+		return fmt.Errorf("pool status: %s", redactURL(bare(err), c.url))
+	}
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	defer cancel()
@@ -245,6 +240,12 @@ func (c *poolStatusCmd) run(e *env) error {
 		return fmt.Errorf("pool status: %s", redactURL(bare(err), c.url))
 	}
 	w := e.stdout
+	if c.json {
+		return writeStatusJSON(w, st)
+	}
+	if st.Prefix != redispool.DefaultPrefix && c.key == "" {
+		fmt.Fprintf(w, "prefix: %s (an earlier version's default; README: \"Pools of earlier versions\")\n", st.Prefix)
+	}
 	fmt.Fprintf(w, "pool: %d bytes in %d chunks of %d bytes\n", st.Bytes, st.Chunks, st.ChunkSize)
 	switch {
 	case st.QuotaLimit < 0:

@@ -220,7 +220,7 @@ func TestPoolShareLinesAndWholeChunks(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { fill = runCmdCtx(t, fctx, fillEnv, "pool", "fill", "-chunk", "64KiB", "-target", "1536KiB") })
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	require.Eventually(t, func() bool { return admin.LLen(ctx, "qrng:pool").Val() >= 24 }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return admin.LLen(ctx, "{qrng}:pool").Val() >= 24 }, 30*time.Second, 10*time.Millisecond)
 
 	r := runCmd(t, map[string]string{"QRNG_REDIS_URL": as("qrng-status")}, "pool", "status")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -240,10 +240,10 @@ func TestPoolShareLinesAndWholeChunks(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("qrng: pool fill: target 1572864 bytes (1.26%% of the month); daily share %d bytes (%.2f%% of the month; 0 of its 1000000000 bits used, %d days left, today included)",
 		share/8, 100*float64(share)/1e9, left), first)
 
-	before := admin.LLen(ctx, "qrng:pool").Val()
+	before := admin.LLen(ctx, "{qrng}:pool").Val()
 	r = runCmd(t, map[string]string{"QRNG_REDIS_URL": as("qrng-consumer")}, "bytes", "-n", "1MiB", "-o", filepath.Join(t.TempDir(), "out"))
 	require.Equal(t, 0, r.code, r.stderr)
-	popped := before - admin.LLen(ctx, "qrng:pool").Val()
+	popped := before - admin.LLen(ctx, "{qrng}:pool").Val()
 	assert.LessOrEqual(t, popped, int64(17), "1 MiB from 64 KiB chunks")
 	assert.GreaterOrEqual(t, popped, int64(16))
 }
@@ -258,7 +258,7 @@ func TestPoolFillSettingConflictNamesTheFlag(t *testing.T) {
 	require.NoError(t, err)
 	c := redis.NewClient(rdb)
 	defer c.Close()
-	require.NoError(t, c.HSet(context.Background(), "qrng:meta", "chunk_size", "16384", "bits", "16",
+	require.NoError(t, c.HSet(context.Background(), "{qrng}:meta", "chunk_size", "16384", "bits", "16",
 		"quota_bits", "1000000000", "daily", "even").Err()) // as a first filler with defaults left them
 	envv := map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": url}
 	for _, tc := range []struct{ flag, value string }{{"-chunk", "4KiB"}, {"-quota", "2000000000"}, {"-daily", "off"}} {

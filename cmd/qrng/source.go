@@ -73,7 +73,7 @@ type backend struct {
 	srv            *qrngtest.Server    // the in-process emulator, or nil
 	pool           *redispool.Consumer // the pool's consumer, or nil
 	chunk          int                 // the pool's chunk size
-	rdb            *redis.Client
+	rdb            redis.UniversalClient
 }
 
 func (b *backend) close() {
