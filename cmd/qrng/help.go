@@ -88,7 +88,10 @@ Redis is named by -redis URL, -redis-file FILE (for a URL with a
 password: never on a command line) or $QRNG_REDIS_URL: any node of a
 Cluster (or more seeds as ?addr=host:port), or, with -sentinel-master
 NAME, the Sentinels. For rediss://, -redis-ca, -redis-cert and -redis-key
-name PEM files; a plaintext port fails within the dial timeout.`,
+name PEM files; a plaintext port fails within the dial timeout.
+-emulator fills the pool from the built-in emulator instead (no token;
+numbers NOT quantum, which the pool's consumers cannot tell), for trying a
+fleet.`,
 		func() command { return new(poolFillCmd) }},
 	{"pool status", "what a shared pool holds: bytes, quota and share used, fillers",
 		`Prints one line per fact about the pool at -redis (default

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qrng-go/qrng"
+	"github.com/qrng-go/qrng/qrngtest"
 	"github.com/qrng-go/qrng/redispool"
 	"github.com/redis/go-redis/v9"
 )
@@ -80,6 +81,7 @@ type poolFillCmd struct {
 	chunk  string
 	daily  string
 	addr   string // -metrics
+	emu    bool   // -emulator
 
 	targetN int64
 	chunkN  int64
@@ -94,6 +96,7 @@ func (c *poolFillCmd) define(fs *flag.FlagSet) {
 	fs.StringVar(&c.chunk, "chunk", "16KiB", "bytes per chunk, 512 to 64KiB")
 	fs.StringVar(&c.addr, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics and a health check at /healthz (200 while filling)")
 	fs.StringVar(&c.daily, "daily", "even", "bits all fillers may fetch per UTC day: even (the quota left over the days left), off (no daily limit), or BITS")
+	fs.BoolVar(&c.emu, "emulator", false, "fill the pool from the built-in emulator, even if QCI_TOKEN is set: numbers NOT quantum, for trying a fleet")
 }
 
 func (c *poolFillCmd) check(given map[string]bool) error {
@@ -137,13 +140,21 @@ func (c *poolFillCmd) run(e *env) error {
 	if err != nil {
 		return err
 	}
-	token := e.token()
-	if token == "" {
-		return usagef("pool fill needs QCI_TOKEN: the filler is the one that talks to the service")
-	}
-	base, err := e.serviceURL()
-	if err != nil {
-		return err
+	token, base := e.token(), ""
+	if c.emu {
+		// The emulator stands in for the service; the filler's meter
+		// still keeps the -quota and -daily rules, as with the service.
+		srv := qrngtest.NewServer(qrngtest.Options{QuotaBits: -1})
+		defer srv.Close()
+		token, base = srv.Token, srv.URL
+		fmt.Fprintln(e.stderr, "qrng: pool fill -emulator: filling the pool from the built-in emulator; these numbers are NOT quantum (crypto/rand), and the pool's consumers cannot tell")
+	} else {
+		if token == "" {
+			return usagef("pool fill needs QCI_TOKEN: the filler is the one that talks to the service (-emulator fills from the built-in emulator)")
+		}
+		if base, err = e.serviceURL(); err != nil {
+			return err
+		}
 	}
 	var m *fillMetrics
 	if c.addr != "" {

@@ -271,3 +271,31 @@ func TestPoolFillSettingConflictNamesTheFlag(t *testing.T) {
 	}
 	assert.Zero(t, srv.Counters().RandomRequests, "nothing spent")
 }
+
+// Issue 18, item 13: pool fill -emulator fills a pool with no token and
+// no serve: the filler says on stderr that the numbers are NOT quantum
+// and that consumers cannot tell; the meter's rules still hold.
+func TestPoolFillEmulator(t *testing.T) {
+	url := startRedis(t)
+	fill := startQrng(t, map[string]string{"QRNG_REDIS_URL": url}, nil, nil, "pool", "fill", "-emulator", "-target", "64KiB")
+	consumer := map[string]string{"QRNG_REDIS_URL": url}
+	require.Eventually(t, func() bool {
+		r := runCmd(t, consumer, "pool", "status")
+		return r.code == 0 && !strings.HasPrefix(r.stdout, "pool: 0 bytes")
+	}, 30*time.Second, 20*time.Millisecond, "filler stderr: %q", fill.stderr.String())
+	r := runCmd(t, consumer, "bytes", "-n", "32", "-format", "hex")
+	require.Equal(t, 0, r.code, r.stderr)
+	b, err := hex.DecodeString(strings.TrimSpace(r.stdout))
+	require.NoError(t, err)
+	assert.Len(t, b, 32)
+	r = runCmd(t, consumer, "pool", "status")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `quota: [1-9]\d* of 1000000000 bits used`, r.stdout, "the filler's meter counted the emulator's batches")
+	fill.signal(t, syscall.SIGTERM)
+	assert.Equal(t, 0, fill.wait(t), fill.stderr.String())
+	assert.Contains(t, fill.stderr.String(), "qrng: pool fill -emulator: filling the pool from the built-in emulator; these numbers are NOT quantum")
+
+	r = runCmd(t, map[string]string{"QRNG_REDIS_URL": url}, "pool", "fill")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "(-emulator fills from the built-in emulator)")
+}
