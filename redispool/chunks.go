@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -60,22 +62,79 @@ func (c *Consumer) checkSize(size int) (int, error) {
 }
 
 // pop pops the chunks that fit in p (one while their size is unknown) and
-// copies them into p. popped reports whether the pool had any.
-func (c *Consumer) pop(ctx context.Context, p []byte) (n int, popped bool, err error) {
-	size, err := c.ChunkSize(ctx)
-	if err != nil {
-		return 0, false, err
+// copies them into p. popped reports whether the pool had any. With wait
+// > 0 it blocks (BLMPOP) up to wait for a chunk, else it does not (LMPOP).
+// Each call has a deadline of callTimeout (and wait), or ctx's if sooner.
+func (c *Consumer) pop(parent context.Context, p []byte, wait time.Duration) (n int, popped bool, err error) {
+	ctx, cancel := context.WithTimeout(parent, callTimeout+wait)
+	defer cancel()
+	size := c.FetchUnit() // a blocking pop follows a non-blocking one, which asked
+	if wait == 0 {
+		var err error
+		if size, err = c.ChunkSize(ctx); err != nil {
+			if parent.Err() != nil {
+				return 0, false, parent.Err()
+			}
+			return 0, false, err
+		}
 	}
 	count := 1
 	if size > 0 {
 		count = max(1, len(p)/size)
 	}
-	_, vals, err := c.rdb.LMPop(ctx, "left", int64(count), c.keys.pool).Result()
+	// The server's generation, read after the pop: in the same pipeline
+	// for LMPOP; after BLMPOP only when it popped something, so that a
+	// waiting consumer sends one command per wait. Either way a check
+	// that finds the chunks' generation was made in their server's life,
+	// and so was the pop before it (see seal.go).
+	var cmd *redis.KeyValuesCmd
+	var genCmd *redis.Cmd
+	if wait > 0 {
+		cmd = blockingPop(ctx, c.rdb, wait, int64(count), c.keys.pool)
+	} else {
+		pipe := c.rdb.Pipeline()
+		cmd = pipe.LMPop(ctx, "left", int64(count), c.keys.pool)
+		genCmd = pipe.Eval(ctx, genSource, []string{c.keys.pool})
+		_, _ = pipe.Exec(ctx)
+	}
+	_, vals, err := cmd.Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return 0, false, nil
 	case err != nil:
-		return 0, false, c.failed(ctx, "pop from", c.keys.pool, err)
+		return 0, false, c.failed(parent, "pop from", c.keys.pool, err)
+	}
+	if genCmd == nil {
+		genCmd = c.rdb.Eval(ctx, genSource, []string{c.keys.pool})
+	}
+	gs, err := genCmd.Text()
+	gen, ok := genFromHex(gs)
+	if err != nil || !ok {
+		c.drop(vals, &c.stale) // popped, but not known to be of this server's life
+		if err == nil {
+			err = fmt.Errorf("Redis's INFO shows no run_id or master_replid (%q)", gs)
+		}
+		return 0, true, c.failed(parent, "read the generation of", c.keys.pool, err)
+	}
+	// Open every element; keep those of this generation, in order.
+	keep := vals[:0]
+	for _, v := range vals {
+		off, verdict := open(v, gen)
+		switch verdict {
+		case sealStale:
+			c.stale.Add(1)
+		case sealBad:
+			c.foreign.Add(1)
+		default:
+			keep = append(keep, v[off:])
+			continue
+		}
+		wipe(v)
+	}
+	clear(vals[len(keep):])
+	vals = keep
+	if len(vals) == 0 {
+		return 0, true, nil
 	}
 	if got := len(vals[0]); got != size && got >= MinChunkSize {
 		// The first chunk tells the size (or that the pool's changed).
@@ -86,6 +145,15 @@ func (c *Consumer) pop(ctx context.Context, p []byte) (n int, popped bool, err e
 		}
 	}
 	return c.take(p, vals), true, nil
+}
+
+// drop erases popped elements unserved, counting them in n.
+func (c *Consumer) drop(vals []string, n *atomic.Int64) {
+	for i, v := range vals {
+		wipe(v)
+		vals[i] = ""
+	}
+	n.Add(int64(len(vals)))
 }
 
 // take copies the popped chunks into p, erasing each, and returns the
@@ -111,4 +179,15 @@ func (c *Consumer) take(p []byte, vals []string) int {
 	c.chunks.Add(int64(len(vals)))
 	c.bytes.Add(int64(n))
 	return n
+}
+
+// blockingPop is BLMPOP with a timeout in fractions of a second (Redis 6
+// and later read it as a double; go-redis's BLMPop rounds it to whole
+// seconds).
+func blockingPop(ctx context.Context, rdb Redis, wait time.Duration, count int64, key string) *redis.KeyValuesCmd {
+	secs := strconv.FormatFloat(max(wait, time.Millisecond).Seconds(), 'f', 3, 64)
+	cmd := redis.NewKeyValuesCmd(ctx, "blmpop", secs, 1, key, "left", "count", count)
+	cmd.SetFirstKeyPos(3)
+	_ = rdb.Process(ctx, cmd)
+	return cmd
 }

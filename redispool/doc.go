@@ -136,6 +136,8 @@
 //	qrng:alive              string  "ok" while some filler can fill; TTL: the heartbeat's
 //	qrng:spent              string  "quota <unix>" or "daily <unix>": the quota or today's share stops the fillers
 //	                                until then (by the server's clock); TTL: the heartbeat's
+//	qrng:failing            string  "failing <unix> <last error>": a filler has failed to fill since then, with no
+//	                                batch pushed, for longer than its heartbeat TTL; TTL: the heartbeat's
 //	qrng:filler:<id>        string  one filler's heartbeat: host, pid, start time, sizes; TTL (default 5 s)
 //	qrng:fillers            set     ids of fillers, pruned of expired ones
 //	qrng:active             set     ids of fillers not stopped by the quota or the day's share
@@ -144,20 +146,23 @@
 //	qrng:pushed:<batch>     string  push marker of one batch; TTL 5 min
 //
 // A consumer that finds the pool empty reads qrng:alive (present: wait for
-// the refill), then qrng:spent (present: the quota or the day's share is
-// spent), else reports ErrPoolEmpty; either report comes only after one
-// more pop finds nothing. To change a pool's settings, stop every filler
+// the refill, blocked in BLMPOP), then qrng:spent (present: the quota or
+// the day's share is spent), then qrng:failing (present: ErrNotFilling,
+// with the fillers' last error), else reports ErrPoolEmpty; each report
+// comes only after one more pop finds nothing. To change a pool's settings, stop every filler
 // and delete qrng:meta (and qrng:pool, if the chunk size changes).
 //
 // # ACL
 //
-// Consumers need only LMPOP on the pool, GET on the two keys that say
-// why it is empty and HGET on the settings (for the chunk size). With
+// Consumers need only LMPOP and BLMPOP on the pool, EVAL and INFO (for
+// the script that reads the server's generation, in the pipeline of each
+// pop: see "Restarts and failovers"), GET on the three keys that say why
+// it is empty and HGET on the settings (for the chunk size). With
 // Redis 7 selectors keep GET and HGET away from the pool, so a consumer
 // cannot read a chunk without removing it, nor add one:
 //
-//	ACL SETUSER qrng-consumer on >CONSUMER-PASSWORD resetkeys resetchannels -@all +lmpop ~qrng:pool (+get %R~qrng:alive %R~qrng:spent) (+hget %R~qrng:meta)
-//	ACL SETUSER qrng-filler on >FILLER-PASSWORD resetkeys resetchannels -@all ~qrng:* +evalsha +eval +llen +smembers +srem +exists +get +set +rpush +incrby +decrby +expireat +sadd +scard +del +hset +hsetnx +hget +hgetall +hincrby +time +info
+//	ACL SETUSER qrng-consumer on >CONSUMER-PASSWORD resetkeys resetchannels -@all +lmpop +blmpop +eval +info ~qrng:pool (+get %R~qrng:alive %R~qrng:spent %R~qrng:failing) (+hget %R~qrng:meta)
+//	ACL SETUSER qrng-filler on >FILLER-PASSWORD resetkeys resetchannels -@all ~qrng:* +evalsha +eval +llen +smembers +srem +exists +get +set +rpush +incrby +decrby +expireat +sadd +scard +del +hset +hsetnx +hget +hgetall +hincrby +time +info +lindex +lpop +zadd +zscore +zcard +zremrangebyscore +zremrangebyrank +pexpire
 //	ACL SETUSER qrng-status on >STATUS-PASSWORD resetkeys resetchannels -@all %R~qrng:* +llen +hgetall +get +exists +smembers +pttl +time
 //
 // The filler's list includes the commands its scripts call. A consumer

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qrng-go/qrng"
 	"github.com/qrng-go/qrng/internal/bitpack"
+	"github.com/qrng-go/qrng/internal/replay"
 )
 
 // One batch's journey: reserved on the meter, fetched from the service,
@@ -37,7 +38,8 @@ func (f *Filler) fillOne(ctx context.Context, buf []byte) error {
 			f.afterPush(b)
 		}
 	}()
-	if err := f.check(b); err != nil {
+	anchors, err := f.check(b)
+	if err != nil {
 		f.mu.Lock()
 		f.stats.Failures++
 		f.stats.Rejected++
@@ -47,7 +49,7 @@ func (f *Filler) fillOne(ctx context.Context, buf []byte) error {
 	if f.beforePush != nil {
 		f.beforePush()
 	}
-	return f.push(ctx, b)
+	return f.push(ctx, b, fingerprints(anchors))
 }
 
 // fetchFailed applies the refund rule: a request that got no 200 answer (a
@@ -86,16 +88,17 @@ func (f *Filler) fetchFailed(ctx context.Context, r reservation, answered bool, 
 	return err
 }
 
-// check runs the health tests and the replay check on a packed batch.
-func (f *Filler) check(b []byte) error {
+// check runs the health tests and the replay check on a packed batch, and
+// returns the batch's anchors for the pool's shared replay memory.
+func (f *Filler) check(b []byte) ([]replay.Fingerprint, error) {
 	if err := f.tester.Check(b); err != nil {
-		return fmt.Errorf("%w: %v", qrng.ErrRejectedBatch, err)
+		return nil, fmt.Errorf("%w: %v", qrng.ErrRejectedBatch, err)
 	}
 	anchors := f.replay.Anchors(b) // outside the lock: it reads the whole batch
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if i := f.replay.Remember(anchors); i >= 0 {
-		return fmt.Errorf("%w: it repeats bytes of a recent batch (replay, anchor %d)", qrng.ErrRejectedBatch, i)
+		return nil, fmt.Errorf("%w: it repeats bytes of a recent batch (replay, anchor %d)", qrng.ErrRejectedBatch, i)
 	}
-	return nil
+	return anchors, nil
 }

@@ -88,7 +88,7 @@ func (s *redisServer) stop() {
 
 // client returns a new client, with its own connections, closed at the end.
 func (s *redisServer) client(t testing.TB, user, password string) *redis.Client {
-	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.sock, Username: user, Password: password,
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.sock, Username: user, Password: password, ContextTimeoutEnabled: true,
 		PoolSize: 64})
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -97,7 +97,7 @@ func (s *redisServer) client(t testing.TB, user, password string) *redis.Client 
 // clientNoRetry is client without go-redis's retries, for tests that
 // expect a dead server and need not wait for the retries' backoff.
 func (s *redisServer) clientNoRetry(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.sock, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.sock, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
 	return c
 }

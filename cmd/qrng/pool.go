@@ -59,6 +59,7 @@ func (r *redisFlags) resolve(e *env, required bool) (*redis.Options, error) {
 		}
 		return nil, usagef("%s: not a Redis URL (want redis://, rediss:// or unix://, as go-redis reads them)", from)
 	}
+	opts.ContextTimeoutEnabled = true // redispool refuses a client that ignores deadlines
 	return opts, nil
 }
 
