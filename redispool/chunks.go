@@ -89,9 +89,25 @@ func (c *Consumer) pop(parent context.Context, p []byte, wait time.Duration) (n 
 	// and so was the pop before it (see seal.go).
 	var cmd *redis.KeyValuesCmd
 	var genCmd *redis.Cmd
-	if wait > 0 {
+	var waitCmd *redis.IntCmd
+	switch {
+	case c.replicas > 0:
+		// WAIT must follow the pop on its connection: one pipeline.
+		ctx, cancel = context.WithTimeout(parent, callTimeout+wait+c.replicaWait)
+		defer cancel()
+		pipe := c.rdb.Pipeline()
+		if wait > 0 {
+			cmd = blockingPop(ctx, pipe, wait, int64(count), c.keys.pool)
+		} else {
+			cmd = pipe.LMPop(ctx, "left", int64(count), c.keys.pool)
+		}
+		waitCmd = redis.NewIntCmd(ctx, "wait", c.replicas, max(1, c.replicaWait.Milliseconds())) // 0 would wait for ever
+		_ = pipe.Process(ctx, waitCmd)
+		genCmd = pipe.Eval(ctx, genSource, []string{c.keys.pool})
+		_, _ = pipe.Exec(ctx)
+	case wait > 0:
 		cmd = blockingPop(ctx, c.rdb, wait, int64(count), c.keys.pool)
-	} else {
+	default:
 		pipe := c.rdb.Pipeline()
 		cmd = pipe.LMPop(ctx, "left", int64(count), c.keys.pool)
 		genCmd = pipe.Eval(ctx, genSource, []string{c.keys.pool})
@@ -103,6 +119,17 @@ func (c *Consumer) pop(parent context.Context, p []byte, wait time.Duration) (n 
 		return 0, false, nil
 	case err != nil:
 		return 0, false, c.failed(parent, "pop from", c.keys.pool, err)
+	}
+	if waitCmd != nil {
+		if acked, err := waitCmd.Result(); err != nil || acked < int64(c.replicas) {
+			k := len(vals)
+			c.drop(vals, &c.unreplicated)
+			if err != nil {
+				return 0, true, c.failed(parent, "wait for the replicas of", c.keys.pool, err)
+			}
+			return 0, true, fmt.Errorf("redispool: a pop from %s reached %d of %d replicas within %s (ConsumerConfig.ReplicaTimeout): "+
+				"its %d chunks were erased unserved", c.keys.pool, acked, c.replicas, c.replicaWait, k)
+		}
 	}
 	if genCmd == nil {
 		genCmd = c.rdb.Eval(ctx, genSource, []string{c.keys.pool})
@@ -184,7 +211,9 @@ func (c *Consumer) take(p []byte, vals []string) int {
 // blockingPop is BLMPOP with a timeout in fractions of a second (Redis 6
 // and later read it as a double; go-redis's BLMPop rounds it to whole
 // seconds).
-func blockingPop(ctx context.Context, rdb Redis, wait time.Duration, count int64, key string) *redis.KeyValuesCmd {
+func blockingPop(ctx context.Context, rdb interface {
+	Process(context.Context, redis.Cmder) error
+}, wait time.Duration, count int64, key string) *redis.KeyValuesCmd {
 	secs := strconv.FormatFloat(max(wait, time.Millisecond).Seconds(), 'f', 3, 64)
 	cmd := redis.NewKeyValuesCmd(ctx, "blmpop", secs, 1, key, "left", "count", count)
 	cmd.SetFirstKeyPos(3)

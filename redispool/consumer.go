@@ -37,6 +37,20 @@ type ConsumerConfig struct {
 	// cancellation). It is capped at half the client's ReadTimeout.
 	// Default 500 ms.
 	PollInterval time.Duration
+	// Replicas is how many replicas must acknowledge each pop (Redis
+	// WAIT, in the pop's pipeline, up to ReplicaTimeout) before its chunks
+	// are served; chunks whose pop fewer replicas acknowledged are erased
+	// unserved (ConsumerStats.Unreplicated) and Fetch fails, naming the
+	// count. Default 0: no wait, for a Redis without replicas (where it
+	// would cost a command per pop and give nothing). The generation seal
+	// (see the package documentation, "Restarts and failovers") already
+	// keeps a promoted replica from serving chunks popped from the old
+	// primary; Replicas adds that a failover loses no pop that a consumer
+	// served. It needs a *redis.Client (one node, or Sentinel's failover
+	// client): WAIT has no key to route it on a cluster.
+	Replicas int
+	// ReplicaTimeout bounds each WAIT. Default 100 ms.
+	ReplicaTimeout time.Duration
 }
 
 // ConsumerStats is a snapshot of a Consumer's counters.
@@ -47,6 +61,9 @@ type ConsumerStats struct {
 	Waits     int64 // Fetch calls that found the pool empty and waited for a filler
 	Stale     int64 // chunks popped and erased unserved: of an older generation (pushed before Redis restarted or failed over), or of none known
 	Foreign   int64 // elements popped and erased unserved: not chunks sealed by a filler (pushed by something else)
+	// Unreplicated counts chunks popped and erased unserved because fewer
+	// than ConsumerConfig.Replicas replicas acknowledged their pop.
+	Unreplicated int64
 }
 
 // A Consumer takes chunks of random bytes from a pool: it is a
@@ -62,13 +79,16 @@ type Consumer struct {
 	want int           // ConsumerConfig.ChunkSize; 0: the pool's
 	poll time.Duration // the longest BLMPOP wait
 
+	replicas    int           // ConsumerConfig.Replicas
+	replicaWait time.Duration // ConsumerConfig.ReplicaTimeout
+
 	size       atomic.Int64 // the pool's chunk size once known; 0 until then
 	metaDenied atomic.Bool  // the pool's settings may not be read: learn from chunks
 
 	afterTake func(popped []string) // test seam: the popped strings, after wiping
 	beforeWhy func()                // test seam: between a pop that found nothing and reading why
 
-	chunks, bytes, discarded, waits, stale, foreign atomic.Int64
+	chunks, bytes, discarded, waits, stale, foreign, unreplicated atomic.Int64
 }
 
 var _ qrng.Upstream = (*Consumer)(nil)
@@ -80,6 +100,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		keys: newKeys(cfg.Prefix),
 		want: cfg.ChunkSize,
 		poll: orDefault(cfg.PollInterval, 500*time.Millisecond),
+
+		replicas:    cfg.Replicas,
+		replicaWait: orDefault(cfg.ReplicaTimeout, 100*time.Millisecond),
 	}
 	if cfg.Redis != nil {
 		if rt := readTimeout(cfg.Redis); rt > 0 {
@@ -95,6 +118,13 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, fmt.Errorf("redispool: ConsumerConfig.ChunkSize %d outside %d..%d", c.want, MinChunkSize, MaxChunkSize)
 	case cfg.PollInterval < 0:
 		return nil, fmt.Errorf("redispool: ConsumerConfig.PollInterval %s is negative", cfg.PollInterval)
+	case cfg.Replicas < 0:
+		return nil, fmt.Errorf("redispool: ConsumerConfig.Replicas %d is negative", cfg.Replicas)
+	case cfg.ReplicaTimeout < 0:
+		return nil, fmt.Errorf("redispool: ConsumerConfig.ReplicaTimeout %s is negative", cfg.ReplicaTimeout)
+	case cfg.Replicas > 0 && !isClient(cfg.Redis):
+		return nil, fmt.Errorf("redispool: ConsumerConfig.Replicas needs a *redis.Client (one node, or Sentinel's failover client), not a %T: "+
+			"WAIT has no key by which a cluster client could route it to the node of the pop", cfg.Redis)
 	}
 	return c, nil
 }
@@ -274,5 +304,12 @@ func (c *Consumer) failed(ctx context.Context, verb, key string, err error) erro
 // Stats returns a snapshot of the Consumer's counters.
 func (c *Consumer) Stats() ConsumerStats {
 	return ConsumerStats{Chunks: c.chunks.Load(), Bytes: c.bytes.Load(),
-		Discarded: c.discarded.Load(), Waits: c.waits.Load(), Stale: c.stale.Load(), Foreign: c.foreign.Load()}
+		Discarded: c.discarded.Load(), Waits: c.waits.Load(), Stale: c.stale.Load(), Foreign: c.foreign.Load(),
+		Unreplicated: c.unreplicated.Load()}
+}
+
+// isClient reports whether rdb is a *redis.Client.
+func isClient(rdb Redis) bool {
+	_, ok := rdb.(*redis.Client)
+	return ok
 }

@@ -31,7 +31,8 @@
 //     one script that Redis runs whole or not at all, and a batch marker
 //     makes a push that reaches Redis twice (a client retrying after a
 //     lost reply, or after Redis refused it for want of memory) add its
-//     chunks once. Nothing is redelivered and nothing is acknowledged: a
+//     chunks once. Across restarts (with or without persistence) and
+//     failovers too: see "Restarts and failovers". Nothing is redelivered and nothing is acknowledged: a
 //     chunk popped by a consumer that then crashes, or whose reply is
 //     lost, is gone, never reused. Losing a chunk costs quota and nothing
 //     else; serving one twice is the failure this design rules out.
@@ -39,7 +40,10 @@
 //     passed the health tests (SP 800-90B repetition count and adaptive
 //     proportion, false alarms 2^-40, 7 bits of min-entropy per byte
 //     assumed) and repeated no run of bytes of itself or of the filler's last 16
-//     batches, at any offset (the same replay check as a Source's).
+//     batches, at any offset (the same replay check as a Source's), nor
+//     a sample of the bytes of any batch pushed by any filler of the pool
+//     in the last 24 hours (the shared replay memory, qrng:seen, checked
+//     and set inside the push script; at most seenCap entries).
 //   - The fillers of a pool never reserve more than its quota in a UTC
 //     month, nor (unless DailyBits says otherwise) more than the day's
 //     share in a UTC day, however many they are and however hard
@@ -75,7 +79,30 @@
 //     that says when it renews, but only after a last pop finds the pool
 //     still empty, and a refund that makes room lifts a filler's pause at
 //     once. A filler that is killed rather than stopped counts as running
-//     until its heartbeat expires.
+//     until its heartbeat expires. Fillers that run but have failed to
+//     fill for their heartbeat TTL, with nothing pushed, make Fetch
+//     return ErrNotFilling with their last error.
+//   - Every Redis call honours its context's deadline (the clients must
+//     set ContextTimeoutEnabled), and a consumer's calls have deadlines of
+//     their own, so Fetch ends with its context even on a hung Redis.
+//
+// # Restarts and failovers
+//
+// Each chunk is sealed with the generation of the primary it was pushed
+// to (see seal.go: the SHA-1 of the server's run_id and master_replid), and
+// the push script refuses a server of another generation. After each pop
+// a consumer reads the server's generation (a script in the pop's
+// pipeline, or right after a blocking pop) and serves only the chunks of
+// that generation; the others are erased unserved (ConsumerStats.Stale).
+// A server restarted from RDB or AOF files, a promoted replica, or an old
+// primary promoted again each have a new generation, so chunks popped (and
+// served) before the crash or the failover, which the next server holds
+// again, are never served: they cost quota, never a second use. Fillers
+// wipe older generations from the head of the pool at each heartbeat
+// (FillerStats.Wiped). A push whose outcome is unknown when the
+// generation changes is dropped, not sent again (FillerStats.Dropped). With
+// ConsumerConfig.Replicas, a pop also waits (WAIT) for that many replicas
+// and its chunks are erased unserved unless they acknowledged it.
 //
 // # What it does not guarantee
 //
@@ -84,9 +111,7 @@
 //     byte. Turn persistence off for the pool's server (--save ""
 //     --appendonly no), use TLS (rediss://) and ACL users, and set
 //     Config.Mix on Sources that make secrets, so that the bytes they
-//     serve are never the pooled bytes alone. A Redis restarted from a
-//     snapshot also brings back chunks popped since the snapshot; the
-//     meter recovers from that, the pool does not tell those chunks apart.
+//     serve are never the pooled bytes alone.
 //   - Erasure inside Redis. Redis frees a chunk's memory when it pops it
 //     but does not zero it. On the Go side, a Consumer zeroes the strings
 //     go-redis made for the chunks it popped, and a Filler zeroes its
@@ -120,7 +145,9 @@
 //     maxmemory and maxmemory-policy from INFO memory, so it needs no
 //     CONFIG permission (managed services often withhold CONFIG); a filler
 //     refused INFO refuses to run.
-//   - Persistence off (--save "" --appendonly no), for the reasons above.
+//   - Persistence off (--save "" --appendonly no), for the secrecy of the
+//     pooled bytes (with it on, chunks are still never served twice: see
+//     "Restarts and failovers").
 //
 // # Keys
 //

@@ -163,3 +163,55 @@ func TestFailoverServesNoChunkTwice(t *testing.T) {
 	}
 	assert.Equal(t, int64(4*testBatchChunks), c2.Stats().Stale+f.Stats().Wiped, "every chunk of the old primary was erased unserved")
 }
+
+// With ConsumerConfig.Replicas, a pop that the replica did not
+// acknowledge within ReplicaTimeout (the replica SIGSTOPped) is erased
+// unserved and Fetch says why; with the replica back, chunks are served.
+func TestConsumerWaitsForReplicas(t *testing.T) {
+	port := freePort(t)
+	primary := startRedis(t, "--port", strconv.Itoa(port), "--bind", "127.0.0.1")
+	replica := startRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(port))
+	srv := newEmulator(t)
+	ctx := context.Background()
+	p := primary.client(t, "", "")
+	cfg := testFillerConfig(srv, p, "wait")
+	cfg.Workers, cfg.Target, cfg.LowMark = 1, 2*testBatchBytes, 2*testBatchBytes
+	fillAndStop(t, cfg)
+	n, err := p.Do(ctx, "WAIT", 1, patience.Milliseconds()).Int()
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	_, err = NewConsumer(ConsumerConfig{Redis: p, Replicas: -1})
+	assert.ErrorContains(t, err, "redispool: ConsumerConfig.Replicas -1 is negative")
+	c, err := NewConsumer(ConsumerConfig{Redis: p, Prefix: "wait", ChunkSize: testChunk, Replicas: 1, ReplicaTimeout: 50 * time.Millisecond})
+	require.NoError(t, err)
+	buf := make([]byte, 2*testChunk)
+	k, err := c.Fetch(ctx, buf)
+	require.NoError(t, err, "the replica acknowledges")
+	assert.Equal(t, 2*testChunk, k)
+	served := map[string]bool{string(buf[:testChunk]): true, string(buf[testChunk:]): true}
+
+	cont := replica.stopped(t)
+	before := p.LLen(ctx, "wait:pool").Val()
+	clear(buf)
+	_, err = c.Fetch(ctx, buf)
+	require.Error(t, err)
+	assert.Equal(t, "redispool: a pop from wait:pool reached 0 of 1 replicas within 50ms (ConsumerConfig.ReplicaTimeout): its 2 chunks were erased unserved", err.Error())
+	assert.Equal(t, int64(2), c.Stats().Unreplicated)
+	assert.Equal(t, before-2, p.LLen(ctx, "wait:pool").Val(), "popped, not served")
+	assert.Equal(t, make([]byte, 2*testChunk), buf, "nothing copied out")
+
+	cont()
+	require.Eventually(t, func() bool {
+		k, err := c.Fetch(ctx, buf)
+		if err != nil || k != 2*testChunk {
+			return false
+		}
+		assert.False(t, served[string(buf[:testChunk])])
+		return true
+	}, patience, 10*time.Millisecond, "the replica is back: chunks are served")
+	cc := redis.NewClusterClient(&redis.ClusterOptions{ContextTimeoutEnabled: true})
+	t.Cleanup(func() { cc.Close() })
+	_, err = NewConsumer(ConsumerConfig{Redis: cc, Replicas: 1})
+	assert.ErrorContains(t, err, "redispool: ConsumerConfig.Replicas needs a *redis.Client")
+}
