@@ -144,13 +144,26 @@ func (c *Consumer) pop(parent context.Context, p []byte, wait time.Duration) (n 
 		return 0, true, c.failed(parent, "read the generation of", c.keys.pool, err)
 	}
 	// Open every element; keep those of this generation, in order.
+	var m *macer
+	if c.key != nil {
+		m = newMacer(c.keys.prefix, c.key)
+	}
 	keep := vals[:0]
+	needsKey := 0
 	for _, v := range vals {
-		off, verdict := open(v, gen)
+		off, verdict := open(v, gen, m)
 		switch verdict {
 		case sealStale:
 			c.stale.Add(1)
 		case sealBad:
+			c.foreign.Add(1)
+			if !c.warned.Swap(true) {
+				c.log.Warn("redispool: erased, unserved, an element of the pool that is not a chunk sealed by its fillers"+
+					" (pushed by something else, or sealed under another key); this warning is not repeated; ConsumerStats.Foreign counts them",
+					"pool", c.keys.pool, "authenticated", m != nil)
+			}
+		case sealNeedsKey:
+			needsKey++
 			c.foreign.Add(1)
 		default:
 			keep = append(keep, v[off:])
@@ -159,6 +172,11 @@ func (c *Consumer) pop(parent context.Context, p []byte, wait time.Duration) (n 
 		wipe(v)
 	}
 	clear(vals[len(keep):])
+	if needsKey > 0 {
+		c.take(p[:0], keep)
+		return 0, true, fmt.Errorf("redispool: the chunks of %s carry a MAC and ConsumerConfig.Key is not set: "+
+			"give the consumer the pool key ($%s or $%s); %d popped chunks were erased unserved", c.keys.pool, EnvPoolKey, EnvPoolKeyFile, len(vals))
+	}
 	vals = keep
 	if len(vals) == 0 {
 		return 0, true, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,16 @@ type ConsumerConfig struct {
 	// cancellation). It is capped at half the client's ReadTimeout.
 	// Default 500 ms.
 	PollInterval time.Duration
+	// Key is the pool key (see FillerConfig.Key). Default: $QRNG_POOL_KEY,
+	// else the contents of the file named by $QRNG_POOL_KEY_FILE. With a
+	// key, Fetch serves only chunks whose MAC it checks, and erases any
+	// other element it pops (ConsumerStats.Foreign), logging the first;
+	// without one, it serves unauthenticated chunks and fails, erasing
+	// them, on chunks that carry a MAC (the pool has a key: give it).
+	Key []byte
+	// Logger receives the one warning about foreign elements. Default
+	// slog.Default().
+	Logger *slog.Logger
 	// Replicas is how many replicas must acknowledge each pop (Redis
 	// WAIT, in the pop's pipeline, up to ReplicaTimeout) before its chunks
 	// are served; chunks whose pop fewer replicas acknowledged are erased
@@ -79,6 +90,9 @@ type Consumer struct {
 	want int           // ConsumerConfig.ChunkSize; 0: the pool's
 	poll time.Duration // the longest BLMPOP wait
 
+	key         []byte // the pool key; nil: none
+	log         *slog.Logger
+	warned      atomic.Bool   // the foreign elements were logged
 	replicas    int           // ConsumerConfig.Replicas
 	replicaWait time.Duration // ConsumerConfig.ReplicaTimeout
 
@@ -101,6 +115,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		want: cfg.ChunkSize,
 		poll: orDefault(cfg.PollInterval, 500*time.Millisecond),
 
+		log:         cfg.Logger,
 		replicas:    cfg.Replicas,
 		replicaWait: orDefault(cfg.ReplicaTimeout, 100*time.Millisecond),
 	}
@@ -126,6 +141,14 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, fmt.Errorf("redispool: ConsumerConfig.Replicas needs a *redis.Client (one node, or Sentinel's failover client), not a %T: "+
 			"WAIT has no key by which a cluster client could route it to the node of the pop", cfg.Redis)
 	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	key, err := poolKey("ConsumerConfig.Key", cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	c.key = key
 	return c, nil
 }
 

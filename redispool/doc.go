@@ -154,7 +154,8 @@
 // Every key starts with a prefix, "qrng" by default (shown here). On a
 // Redis Cluster, use a prefix with a hash tag, such as "{qrng}".
 //
-//	qrng:pool               list    chunks of random bytes; fillers RPUSH, consumers LMPOP from the left
+//	qrng:pool               list    sealed chunks of random bytes (see "Restarts and failovers"); fillers
+//	                                RPUSH, consumers LMPOP or BLMPOP from the left
 //	qrng:quota:2026-11      string  bits reserved in that UTC month, net of refunds; expires 7 days after the month
 //	qrng:day:2026-11-27     string  bits reserved in that UTC day, net of refunds; expires 2 days after the day
 //	qrng:ledger:2026-11     hash    the month's reservations: "t:<token>" = "<day> <bits> <state> <filler>" (state r
@@ -169,7 +170,10 @@
 //	qrng:fillers            set     ids of fillers, pruned of expired ones
 //	qrng:active             set     ids of fillers not stopped by the quota or the day's share
 //	qrng:meta               hash    the pool's settings, recorded by its first filler: chunk_size, bits,
-//	                                quota_bits, daily ("even", "off" or bits a day)
+//	                                quota_bits, daily ("even", "off" or bits a day), auth ("none" or
+//	                                "hmac-sha256 <key id>": see FillerConfig.Key)
+//	qrng:seen               zset    the shared replay memory: digests of sampled anchors of pushed batches,
+//	                                scored by expiry (24 h), at most 8192; TTL 24 h
 //	qrng:pushed:<batch>     string  push marker of one batch; TTL 5 min
 //
 // A consumer that finds the pool empty reads qrng:alive (present: wait for

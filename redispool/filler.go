@@ -50,6 +50,18 @@ type FillerConfig struct {
 	// Prefix starts every key of the pool. Default DefaultPrefix ("qrng").
 	Prefix string
 
+	// Key is the pool key, shared by the pool's fillers and consumers, at
+	// least MinKeySize bytes: with it every chunk carries an HMAC-SHA256
+	// that consumers with the key check (see auth.go), so that whoever
+	// can push to the list cannot make them serve bytes of their choosing.
+	// Default: $QRNG_POOL_KEY, else the contents of the file named by
+	// $QRNG_POOL_KEY_FILE; without either, chunks are unauthenticated.
+	// The pool's first filler records which (and an id of the key, never
+	// the key); a filler with another key, or none where the pool has
+	// one, refuses to run. Never log it, nor take it from a command-line
+	// flag (ps shows those).
+	Key []byte
+
 	// Token is the API token from QCI. Default: $QCI_TOKEN. Only fillers
 	// need it; consumers never do.
 	Token string
@@ -156,6 +168,7 @@ type Filler struct {
 	rdb     Redis
 	keys    keys
 	client  *qrng.Client
+	key     []byte // the pool key; nil: chunks are unauthenticated
 	meter   meter
 	log     *slog.Logger
 	onStart func(Budget)
@@ -229,9 +242,14 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 	if err := checkContextTimeouts("FillerConfig.Redis", cfg.Redis); err != nil {
 		return nil, err
 	}
+	key, err := poolKey("FillerConfig.Key", cfg.Key)
+	if err != nil {
+		return nil, err
+	}
 	f := &Filler{
 		rdb:         cfg.Redis,
 		keys:        newKeys(cfg.Prefix),
+		key:         key,
 		log:         cfg.Logger,
 		onStart:     cfg.OnStart,
 		id:          cfg.ID,

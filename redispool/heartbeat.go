@@ -46,7 +46,10 @@ func dailyRule(daily int64) string {
 }
 
 // settingNames maps the fields of the pool's settings to FillerConfig's.
-var settingNames = map[string]string{"chunk_size": "ChunkSize", "bits": "Bits", "quota_bits": "QuotaBits", "daily": "DailyBits"}
+var settingNames = map[string]string{"chunk_size": "ChunkSize", "bits": "Bits", "quota_bits": "QuotaBits", "daily": "DailyBits", "auth": "Key"}
+
+// settingFields are the pool's settings, in the heartbeat script's order.
+var settingFields = []string{"chunk_size", "bits", "quota_bits", "daily", "auth"}
 
 // beat refreshes the heartbeat and the liveness, quota or failing key,
 // checks the pool's settings, and wipes chunks of older generations from
@@ -86,7 +89,7 @@ func (f *Filler) beatOnce(ctx context.Context) (heartbeatAnswer, error) {
 	f.beatMu.Lock()
 	defer f.beatMu.Unlock()
 	state := f.state()
-	mine := []any{f.chunk, f.bits, f.meter.limit, dailyRule(f.meter.daily)}
+	mine := []any{f.chunk, f.bits, f.meter.limit, dailyRule(f.meter.daily), authSetting(f.key)}
 	v, err := heartbeatScript.Run(ctx, f.rdb,
 		[]string{f.keys.filler(f.id), f.keys.fillers, f.keys.alive, f.keys.meta, f.keys.spent, f.keys.active,
 			f.keys.failing, f.keys.pool},
@@ -98,10 +101,15 @@ func (f *Filler) beatOnce(ctx context.Context) (heartbeatAnswer, error) {
 		field, _ := v[1].(string)
 		have, _ := v[2].(string)
 		var value any
-		for i, name := range []string{"chunk_size", "bits", "quota_bits", "daily"} {
+		for i, name := range settingFields {
 			if name == field {
 				value = mine[i]
 			}
+		}
+		if field == "auth" {
+			return heartbeatAnswer{}, stopError{fmt.Errorf("redispool: FillerConfig.Key (chunks sealed %q) differs from the pool's (%q in %s, set by its first filler): "+
+				"give every filler and consumer of the pool the same key ($%s), or none, or stop every filler and delete %s and %s to set the pool up anew",
+				value, have, f.keys.meta, EnvPoolKey, f.keys.meta, f.keys.pool)}
 		}
 		return heartbeatAnswer{}, stopError{fmt.Errorf("redispool: FillerConfig.%s %v differs from the pool's %s (%s in %s, set by its first filler): "+
 			"use the pool's value, or stop every filler and delete %s (and %s, if the chunk size changes) to set the pool up anew",

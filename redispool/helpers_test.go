@@ -171,7 +171,7 @@ func serverGen(t testing.TB, rdb Redis, k keys) generation {
 func sealedChunk(t testing.TB, rdb Redis, k keys, chunk []byte) []byte {
 	t.Helper()
 	b := make([]byte, sealedLen+len(chunk))
-	seal(b, serverGen(t, rdb, k), chunk)
+	seal(b, serverGen(t, rdb, k), chunk, nil)
 	return b
 }
 

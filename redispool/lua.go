@@ -263,7 +263,7 @@ return {1, n}
 // ARGV[1] milliseconds and adds its id ARGV[2] to the set of fillers
 // KEYS[2]. It checks the filler's settings against the pool's, in the hash
 // KEYS[4]: chunk_size ARGV[5], bits ARGV[6], quota_bits ARGV[7], daily
-// ARGV[8]. A field the hash lacks is set (the first filler sets them all);
+// ARGV[8], auth ARGV[9] ("none" or "hmac-sha256 <key id>"). A field the hash lacks is set (the first filler sets them all);
 // a field that differs stops the script, which returns {0, field, the
 // pool's value} and changes nothing else. A filler able to fill (ARGV[4] =
 // "ok") joins the set of active fillers KEYS[6], refreshes the liveness
@@ -280,12 +280,13 @@ return {1, n}
 // failover; see seal.go), at most 10,000. It returns {1, evicted_keys,
 // run_id, generation, chunks wiped} from the server's INFO.
 var heartbeatScript = redis.NewScript(genPrelude + `
-local want = {chunk_size = ARGV[5], bits = ARGV[6], quota_bits = ARGV[7], daily = ARGV[8]}
-for _, field in ipairs({'chunk_size', 'bits', 'quota_bits', 'daily'}) do
+local want = {chunk_size = ARGV[5], bits = ARGV[6], quota_bits = ARGV[7], daily = ARGV[8], auth = ARGV[9]}
+local names = {'chunk_size', 'bits', 'quota_bits', 'daily', 'auth'}
+for _, field in ipairs(names) do
   local have = redis.call('HGET', KEYS[4], field)
   if have and have ~= want[field] then return {0, field, have} end
 end
-for _, field in ipairs({'chunk_size', 'bits', 'quota_bits', 'daily'}) do
+for _, field in ipairs(names) do
   redis.call('HSETNX', KEYS[4], field, want[field])
 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[1])

@@ -35,12 +35,16 @@ func (f *Filler) push(ctx context.Context, b []byte, fps []any) error {
 	if err != nil {
 		return err
 	}
-	n, el := len(b)/f.chunk, sealedLen+f.chunk
+	var m *macer
+	if f.key != nil {
+		m = newMacer(f.keys.prefix, f.key)
+	}
+	n, el := len(b)/f.chunk, headerLen(m)+f.chunk
 	sealed := make([]byte, n*el)
 	defer clear(sealed)
 	sealAll := func(g generation) {
 		for i := range n {
-			seal(sealed[i*el:(i+1)*el], g, b[i*f.chunk:(i+1)*f.chunk])
+			seal(sealed[i*el:(i+1)*el], g, b[i*f.chunk:(i+1)*f.chunk], m)
 		}
 	}
 	sealAll(gen)

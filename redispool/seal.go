@@ -3,12 +3,15 @@ package redispool
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"unsafe"
 )
 
 // How a chunk lies in the pool, tied to the life of the Redis primary it
 // was pushed to. Each element of the list is
 //
-//	format (1 byte: formatPlain) | generation (20 bytes) | chunk
+//	format (1 byte) | generation (20 bytes) | MAC (32 bytes, formatMAC only) | chunk
+//
+// (for the MAC, see auth.go).
 //
 // The generation names one primary's life: the SHA-1 of its run_id (new
 // at every start of a redis-server process) and its replication ID (new
@@ -30,11 +33,20 @@ import (
 // generation than their server's.
 
 const (
-	formatPlain = 1 // format byte of a sealed chunk
+	formatPlain = 1 // no MAC: the pool has no key
+	formatMAC   = 2 // an HMAC-SHA256 under the pool's key
 
 	genLen    = sha1.Size
-	sealedLen = 1 + genLen // bytes before the chunk
+	sealedLen = 1 + genLen // bytes before the chunk, formatPlain
 )
+
+// headerLen is the bytes a sealed element has before its chunk.
+func headerLen(m *macer) int {
+	if m != nil {
+		return sealedLen + macLen
+	}
+	return sealedLen
+}
 
 // generation names one primary's life: see above.
 type generation [genLen]byte
@@ -52,31 +64,54 @@ func genFromHex(s string) (generation, bool) {
 	return g, true
 }
 
-// seal writes chunk, sealed in generation g, into dst, which must hold
-// sealedLen+len(chunk) bytes.
-func seal(dst []byte, g generation, chunk []byte) {
+// seal writes chunk, sealed in generation g (with a MAC if m is not
+// nil), into dst, which must hold headerLen(m)+len(chunk) bytes.
+func seal(dst []byte, g generation, chunk []byte, m *macer) {
 	dst[0] = formatPlain
 	copy(dst[1:], g[:])
-	copy(dst[sealedLen:], chunk)
+	if m != nil {
+		dst[0] = formatMAC
+		m.sum(dst[sealedLen:sealedLen], g[:], chunk)
+	}
+	copy(dst[headerLen(m):], chunk)
 }
 
 // verdict is what opening an element found.
 type verdict int
 
 const (
-	sealOK    verdict = iota
-	sealStale         // sealed in another generation than its server's
-	sealBad           // not a sealed chunk (too short, an unknown format)
+	sealOK       verdict = iota
+	sealStale            // sealed in another generation than its server's
+	sealBad              // not a chunk sealed by a filler of the pool: too short, an unknown format, a MAC that fails or none under a key
+	sealNeedsKey         // a MAC, and no key to check it
 )
 
-// open checks element v, popped from a server of generation g, and
-// returns the offset of its chunk in v.
-func open(v string, g generation) (int, verdict) {
-	if len(v) < sealedLen+MinChunkSize || v[0] != formatPlain {
+// open checks element v, popped from a server of generation g, under the
+// pool key's macer m (nil: no key), and returns the offset of its chunk
+// in v.
+func open(v string, g generation, m *macer) (int, verdict) {
+	if len(v) < sealedLen+MinChunkSize || v[0] != formatPlain && v[0] != formatMAC {
 		return 0, sealBad
+	}
+	off := sealedLen
+	switch {
+	case m == nil && v[0] == formatMAC:
+		return 0, sealNeedsKey
+	case m != nil && v[0] != formatMAC:
+		return 0, sealBad
+	case m != nil:
+		off += macLen
+		if len(v) < off+MinChunkSize ||
+			!m.verify(view(v[sealedLen:off]), view(v[1:sealedLen]), view(v[off:])) {
+			return 0, sealBad
+		}
 	}
 	if v[1:sealedLen] != string(g[:]) {
 		return 0, sealStale
 	}
-	return sealedLen, sealOK
+	return off, sealOK
 }
+
+// view is s's bytes, without a copy (a copy of a chunk would be left
+// unerased); nothing may write to them.
+func view(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

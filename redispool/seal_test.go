@@ -98,7 +98,7 @@ func sealedOld(t *testing.T, rdb *redis.Client, prefix string, n int) int {
 	g[0] = 0xee
 	for range n {
 		b := make([]byte, sealedLen+testChunk)
-		seal(b, g, make([]byte, testChunk))
+		seal(b, g, make([]byte, testChunk), nil)
 		require.NoError(t, rdb.LPush(context.Background(), newKeys(prefix).pool, b).Err())
 	}
 	return n

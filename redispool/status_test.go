@@ -24,7 +24,12 @@ func TestReadStatus(t *testing.T) {
 
 	srv := newEmulator(t)
 	cfg := testFillerConfig(srv, rdb, "")
-	cfg.QuotaBits, cfg.Target = 4*testBatchBits+1, 2*testBatchBytes
+	// Room for the worst case of the first top-ups: both fillers, with
+	// two workers each, reserving a batch per worker before either has
+	// pushed (4 batches); a quota that left less than a batch after them
+	// stopped both, and the status read "not filling" (2 of 20 runs
+	// under CPU load).
+	cfg.QuotaBits, cfg.Target = 6*testBatchBits+1, 2*testBatchBytes
 	// Heartbeats that outlive any pause of a loaded machine: the test reads
 	// them, it does not wait for them to expire (a 1 s TTL expired under
 	// CPU load before a delayed beat).
@@ -77,7 +82,7 @@ func TestReadStatus(t *testing.T) {
 	}
 	st, err = ReadStatus(ctx, rdb, "qrng")
 	require.NoError(t, err)
-	assert.Equal(t, 4*testBatchBits, st.QuotaUsed)
+	assert.Equal(t, 6*testBatchBits, st.QuotaUsed)
 	assert.Equal(t, nextMonth(time.Now()), st.QuotaSpentUntil)
 	assert.False(t, st.DailySpent)
 	assert.False(t, st.Filling)
@@ -91,7 +96,7 @@ func TestReadStatus(t *testing.T) {
 	assert.Empty(t, st.Fillers)
 	assert.False(t, st.Filling)
 	assert.True(t, st.QuotaSpentUntil.IsZero(), "no filler left to be stopped by the quota")
-	assert.Equal(t, 4*testBatchBits, st.QuotaUsed, "the month's count outlives the fillers")
+	assert.Equal(t, 6*testBatchBits, st.QuotaUsed, "the month's count outlives the fillers")
 
 	dead := rs.clientNoRetry(t)
 	rs.stop()
