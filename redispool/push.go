@@ -149,7 +149,9 @@ func (f *Filler) generation(ctx context.Context) (generation, error) {
 	if ok {
 		return g, nil
 	}
-	s, err := genScript.Run(ctx, f.rdb, []string{f.keys.pool}).Text()
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushTimeout) // a stopping filler still pushes its batch
+	defer cancel()
+	s, err := genScript.Run(gctx, f.rdb, []string{f.keys.pool}).Text()
 	if err != nil {
 		return g, fmt.Errorf("redispool: read the generation of %s: %w", f.keys.pool, err)
 	}
