@@ -86,7 +86,7 @@ func BenchmarkConsumerFirstFetch(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: rs.sock})
+		rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: rs.sock, ContextTimeoutEnabled: true})
 		c, _ := NewConsumer(ConsumerConfig{Redis: rdb, Prefix: "bench"})
 		n, err := c.Fetch(ctx, p)
 		rdb.Close()

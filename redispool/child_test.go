@@ -38,7 +38,7 @@ func startChild(t *testing.T, mode string, env ...string) *exec.Cmd {
 }
 
 func runChild(mode string) int {
-	rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: os.Getenv("REDISPOOL_SOCK")})
+	rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: os.Getenv("REDISPOOL_SOCK"), ContextTimeoutEnabled: true})
 	defer rdb.Close()
 	prefix := os.Getenv("REDISPOOL_PREFIX")
 	switch mode {

@@ -33,7 +33,7 @@ func TestConsumerUsesThePoolsChunkSize(t *testing.T) {
 	}
 	// The consumer line of the first release, without the pool's settings.
 	require.NoError(t, admin.Do(ctx, "ACL", "SETUSER", "old-consumer", "on", ">opw", "resetkeys", "resetchannels", "-@all",
-		"+lmpop", "~{qrng}:pool", "(+get %R~{qrng}:alive %R~{qrng}:spent)").Err())
+		"+lmpop", "+blmpop", "+eval", "+info", "~{qrng}:pool", "(+get %R~{qrng}:alive %R~{qrng}:spent %R~{qrng}:failing)").Err())
 	srv := newEmulator(t)
 	cfg := testFillerConfig(srv, rs.client(t, "qrng-filler", "fpw"), "")
 	cfg.ChunkSize, cfg.BatchSize, cfg.Target, cfg.LowMark = chunk, 4*chunk*8/testBits, 40*chunk, 40*chunk
@@ -165,7 +165,7 @@ func TestNoQuotaErrorWhileChunksArePooled(t *testing.T) {
 		c.beforeWhy = nil
 		chunk := make([]byte, testChunk)
 		chunk[0] = 1
-		require.NoError(t, rdb.RPush(ctx, k.pool, chunk).Err())
+		require.NoError(t, rdb.RPush(ctx, k.pool, sealedChunk(t, rdb, k, chunk)).Err())
 		require.NoError(t, rdb.Set(ctx, k.spent, "quota "+unix(time.Now().Add(time.Hour)), time.Minute).Err())
 	}
 	n, err := c.Fetch(ctx, make([]byte, testChunk))

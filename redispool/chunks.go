@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -63,22 +65,124 @@ func (c *Consumer) checkSize(size int) (int, error) {
 }
 
 // pop pops the chunks that fit in p (one while their size is unknown) and
-// copies them into p. popped reports whether the pool had any.
-func (c *Consumer) pop(ctx context.Context, p []byte) (n int, popped bool, err error) {
-	size, err := c.ChunkSize(ctx)
-	if err != nil {
-		return 0, false, err
+// copies them into p. popped reports whether the pool had any. With wait
+// > 0 it blocks (BLMPOP) up to wait for a chunk, else it does not (LMPOP).
+// Each call has a deadline of callTimeout (and wait), or ctx's if sooner.
+func (c *Consumer) pop(parent context.Context, p []byte, wait time.Duration) (n int, popped bool, err error) {
+	ctx, cancel := context.WithTimeout(parent, callTimeout+wait)
+	defer cancel()
+	size := c.FetchUnit() // a blocking pop follows a non-blocking one, which asked
+	if wait == 0 {
+		var err error
+		if size, err = c.ChunkSize(ctx); err != nil {
+			if parent.Err() != nil {
+				return 0, false, parent.Err()
+			}
+			return 0, false, err
+		}
 	}
 	count := 1
 	if size > 0 {
 		count = max(1, len(p)/size)
 	}
-	_, vals, err := c.rdb.LMPop(ctx, "left", int64(count), c.keys.pool).Result()
+	// The server's generation, read after the pop: in the same pipeline
+	// for LMPOP; after BLMPOP only when it popped something, so that a
+	// waiting consumer sends one command per wait. Either way a check
+	// that finds the chunks' generation was made in their server's life,
+	// and so was the pop before it (see seal.go).
+	var cmd *redis.KeyValuesCmd
+	var genCmd *redis.Cmd
+	var waitCmd *redis.IntCmd
+	switch {
+	case c.replicas > 0:
+		// WAIT must follow the pop on its connection: one pipeline.
+		ctx, cancel = context.WithTimeout(parent, callTimeout+wait+c.replicaWait)
+		defer cancel()
+		pipe := c.rdb.Pipeline()
+		if wait > 0 {
+			cmd = blockingPop(ctx, pipe, wait, int64(count), c.keys.pool)
+		} else {
+			cmd = pipe.LMPop(ctx, "left", int64(count), c.keys.pool)
+		}
+		waitCmd = redis.NewIntCmd(ctx, "wait", c.replicas, max(1, c.replicaWait.Milliseconds())) // 0 would wait for ever
+		_ = pipe.Process(ctx, waitCmd)
+		genCmd = pipe.Eval(ctx, genSource, []string{c.keys.pool})
+		_, _ = pipe.Exec(ctx)
+	case wait > 0:
+		cmd = blockingPop(ctx, c.rdb, wait, int64(count), c.keys.pool)
+	default:
+		pipe := c.rdb.Pipeline()
+		cmd = pipe.LMPop(ctx, "left", int64(count), c.keys.pool)
+		genCmd = pipe.Eval(ctx, genSource, []string{c.keys.pool})
+		_, _ = pipe.Exec(ctx)
+	}
+	_, vals, err := cmd.Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return 0, false, nil
 	case err != nil:
-		return 0, false, c.failed(ctx, "pop from", c.keys.pool, err)
+		return 0, false, c.failed(parent, "pop from", c.keys.pool, err)
+	}
+	if waitCmd != nil {
+		if acked, err := waitCmd.Result(); err != nil || acked < int64(c.replicas) {
+			k := len(vals)
+			c.drop(vals, &c.unreplicated)
+			if err != nil {
+				return 0, true, c.failed(parent, "wait for the replicas of", c.keys.pool, err)
+			}
+			return 0, true, fmt.Errorf("redispool: a pop from %s reached %d of %d replicas within %s (ConsumerConfig.ReplicaTimeout): "+
+				"its %d chunks were erased unserved", c.keys.pool, acked, c.replicas, c.replicaWait, k)
+		}
+	}
+	if genCmd == nil {
+		genCmd = c.rdb.Eval(ctx, genSource, []string{c.keys.pool})
+	}
+	gs, err := genCmd.Text()
+	gen, ok := genFromHex(gs)
+	if err != nil || !ok {
+		c.drop(vals, &c.stale) // popped, but not known to be of this server's life
+		if err == nil {
+			err = fmt.Errorf("Redis's INFO shows no run_id or master_replid (%q)", gs)
+		}
+		return 0, true, c.failed(parent, "read the generation of", c.keys.pool, err)
+	}
+	// Open every element; keep those of this generation, in order.
+	var m *macer
+	if c.key != nil {
+		m = newMacer(c.keys.prefix, c.key)
+	}
+	keep := vals[:0]
+	needsKey := 0
+	for _, v := range vals {
+		off, verdict := open(v, gen, m)
+		switch verdict {
+		case sealStale:
+			c.stale.Add(1)
+		case sealBad:
+			c.foreign.Add(1)
+			if !c.warned.Swap(true) {
+				c.log.Warn("redispool: erased, unserved, an element of the pool that is not a chunk sealed by its fillers"+
+					" (pushed by something else, or sealed under another key); this warning is not repeated; ConsumerStats.Foreign counts them",
+					"pool", c.keys.pool, "authenticated", m != nil)
+			}
+		case sealNeedsKey:
+			needsKey++
+			c.foreign.Add(1)
+		default:
+			keep = append(keep, v[off:])
+			continue
+		}
+		wipe(v)
+	}
+	clear(vals[len(keep):])
+	if needsKey > 0 {
+		c.take(p[:0], keep)
+		return 0, true, fmt.Errorf("redispool: the chunks of %s carry a MAC and ConsumerConfig.Key is not set: "+
+			"give the consumer the pool key ($%s or $%s); %d popped chunks were erased unserved", c.keys.pool, EnvPoolKey, EnvPoolKeyFile, len(vals))
+	}
+	vals = keep
+	if len(vals) == 0 {
+		return 0, true, nil
 	}
 	if got := len(vals[0]); got != size && got >= MinChunkSize {
 		// The first chunk tells the size (or that the pool's changed).
@@ -89,6 +193,15 @@ func (c *Consumer) pop(ctx context.Context, p []byte) (n int, popped bool, err e
 		}
 	}
 	return c.take(p, vals), true, nil
+}
+
+// drop erases popped elements unserved, counting them in n.
+func (c *Consumer) drop(vals []string, n *atomic.Int64) {
+	for i, v := range vals {
+		wipe(v)
+		vals[i] = ""
+	}
+	n.Add(int64(len(vals)))
 }
 
 // take copies the popped chunks into p, erasing each, and returns the
@@ -114,4 +227,17 @@ func (c *Consumer) take(p []byte, vals []string) int {
 	c.chunks.Add(int64(len(vals)))
 	c.bytes.Add(int64(n))
 	return n
+}
+
+// blockingPop is BLMPOP with a timeout in fractions of a second (Redis 6
+// and later read it as a double; go-redis's BLMPop rounds it to whole
+// seconds).
+func blockingPop(ctx context.Context, rdb interface {
+	Process(context.Context, redis.Cmder) error
+}, wait time.Duration, count int64, key string) *redis.KeyValuesCmd {
+	secs := strconv.FormatFloat(max(wait, time.Millisecond).Seconds(), 'f', 3, 64)
+	cmd := redis.NewKeyValuesCmd(ctx, "blmpop", secs, 1, key, "left", "count", count)
+	cmd.SetFirstKeyPos(3)
+	_ = rdb.Process(ctx, cmd)
+	return cmd
 }

@@ -36,6 +36,7 @@ var walkedScripts = map[string]*redis.Script{
 	"pushScript":      pushScript,
 	"heartbeatScript": heartbeatScript,
 	"leaveScript":     leaveScript,
+	"genScript":       genScript,
 }
 
 // packageScripts returns the names of the package-level variables that
@@ -220,9 +221,16 @@ func TestCluster(t *testing.T) {
 		}
 		// Once both have topped the pool up again, the meter holds what
 		// the service served: no reservation is in flight.
-		require.Eventually(t, func() bool {
+		if !assert.Eventually(t, func() bool {
 			return idle(fillers[0]) && idle(fillers[1]) && admin.LLen(ctx, DefaultPrefix+":pool").Val() >= 4*testBatchChunks
-		}, patience, 5*time.Millisecond)
+		}, patience, 5*time.Millisecond) {
+			for _, f := range fillers {
+				f.mu.Lock()
+				t.Logf("filler %s: filling %v inflight %d block %+v stats %+v", f.id, f.filling, f.inflight, f.block, f.stats)
+				f.mu.Unlock()
+			}
+			t.Fatalf("pool length %d", admin.LLen(ctx, DefaultPrefix+":pool").Val())
+		}
 		st, err := ReadStatus(ctx, admin, "")
 		require.NoError(t, err)
 		assert.Equal(t, DefaultPrefix, st.Prefix)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,8 +16,9 @@ import (
 
 // ConsumerConfig configures a Consumer. Every zero field means its default.
 type ConsumerConfig struct {
-	// Redis holds the pool. Required. A consumer needs only LMPOP on the
-	// pool key and GET on the liveness and quota keys (see the package
+	// Redis holds the pool. Required, with ContextTimeoutEnabled set (see
+	// Redis). A consumer needs only LMPOP and BLMPOP on the pool key and
+	// GET on the liveness, quota and failing keys (see the package
 	// documentation for the ACL).
 	Redis Redis
 	// Prefix starts every key of the pool. Default DefaultPrefix
@@ -32,12 +34,39 @@ type ConsumerConfig struct {
 	// settings can be read (after one chunk where they cannot), rather
 	// than popping chunks it cannot serve.
 	ChunkSize int
-	// PollInterval is the longest pause between pops while Fetch waits on
-	// an empty pool that a live filler is refilling. Default 50 ms.
+	// PollInterval is the longest a blocking pop (BLMPOP) waits on an
+	// empty pool that a live filler is refilling before Fetch looks again
+	// whether some filler can still fill: a chunk pushed meanwhile is
+	// taken at once. It is also about the longest Fetch takes to notice
+	// that its context was cancelled (go-redis honours deadlines, not
+	// cancellation). It is capped at half the client's ReadTimeout.
+	// Default 500 ms.
 	PollInterval time.Duration
-	// Logger receives the one notice a Consumer may log: that it uses the
-	// old default prefix. Default: slog.Default().
+	// Key is the pool key (see FillerConfig.Key). Default: $QRNG_POOL_KEY,
+	// else the contents of the file named by $QRNG_POOL_KEY_FILE. With a
+	// key, Fetch serves only chunks whose MAC it checks, and erases any
+	// other element it pops (ConsumerStats.Foreign), logging the first;
+	// without one, it serves unauthenticated chunks and fails, erasing
+	// them, on chunks that carry a MAC (the pool has a key: give it).
+	Key []byte
+	// Logger receives the one warning about foreign elements and the one
+	// notice that the old default prefix is in use. Default
+	// slog.Default().
 	Logger *slog.Logger
+	// Replicas is how many replicas must acknowledge each pop (Redis
+	// WAIT, in the pop's pipeline, up to ReplicaTimeout) before its chunks
+	// are served; chunks whose pop fewer replicas acknowledged are erased
+	// unserved (ConsumerStats.Unreplicated) and Fetch fails, naming the
+	// count. Default 0: no wait, for a Redis without replicas (where it
+	// would cost a command per pop and give nothing). The generation seal
+	// (see the package documentation, "Restarts and failovers") already
+	// keeps a promoted replica from serving chunks popped from the old
+	// primary; Replicas adds that a failover loses no pop that a consumer
+	// served. It needs a *redis.Client (one node, or Sentinel's failover
+	// client): WAIT has no key to route it on a cluster.
+	Replicas int
+	// ReplicaTimeout bounds each WAIT. Default 100 ms.
+	ReplicaTimeout time.Duration
 }
 
 // ConsumerStats is a snapshot of a Consumer's counters.
@@ -46,6 +75,11 @@ type ConsumerStats struct {
 	Bytes     int64 // bytes returned by Fetch
 	Discarded int64 // bytes popped that did not fit in Fetch's buffer, erased unserved
 	Waits     int64 // Fetch calls that found the pool empty and waited for a filler
+	Stale     int64 // chunks popped and erased unserved: of an older generation (pushed before Redis restarted or failed over), or of none known
+	Foreign   int64 // elements popped and erased unserved: not chunks sealed by a filler (pushed by something else)
+	// Unreplicated counts chunks popped and erased unserved because fewer
+	// than ConsumerConfig.Replicas replicas acknowledged their pop.
+	Unreplicated int64
 }
 
 // A Consumer takes chunks of random bytes from a pool: it is a
@@ -58,21 +92,26 @@ type ConsumerStats struct {
 type Consumer struct {
 	rdb  Redis
 	keys keys
-	want int // ConsumerConfig.ChunkSize; 0: the pool's
-	poll time.Duration
+	want int           // ConsumerConfig.ChunkSize; 0: the pool's
+	poll time.Duration // the longest BLMPOP wait
+
+	key         []byte // the pool key; nil: none
+	log         *slog.Logger
+	warned      atomic.Bool   // the foreign elements were logged
+	replicas    int           // ConsumerConfig.Replicas
+	replicaWait time.Duration // ConsumerConfig.ReplicaTimeout
 
 	size       atomic.Int64 // the pool's chunk size once known; 0 until then
 	metaDenied atomic.Bool  // the pool's settings may not be read: learn from chunks
 
-	auto    bool         // no Prefix given: the first call picks it (choosePrefix)
-	log     *slog.Logger // for the old prefix's notice
-	readyMu sync.Mutex   // guards the writes of ready
-	isReady atomic.Bool  // the server was checked and keys chosen; keys is not written after
+	auto    bool        // no Prefix given: the first call picks it (choosePrefix)
+	readyMu sync.Mutex  // guards the writes of ready
+	isReady atomic.Bool // the server was checked and keys chosen; keys is not written after
 
 	afterTake func(popped []string) // test seam: the popped strings, after wiping
 	beforeWhy func()                // test seam: between a pop that found nothing and reading why
 
-	chunks, bytes, discarded, waits atomic.Int64
+	chunks, bytes, discarded, waits, stale, foreign, unreplicated atomic.Int64
 }
 
 var _ qrng.Upstream = (*Consumer)(nil)
@@ -83,21 +122,43 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		rdb:  cfg.Redis,
 		keys: newKeys(cfg.Prefix),
 		want: cfg.ChunkSize,
-		poll: orDefault(cfg.PollInterval, 50*time.Millisecond),
+		poll: orDefault(cfg.PollInterval, 500*time.Millisecond),
 		auto: cfg.Prefix == "",
-		log:  cfg.Logger,
+
+		log:         cfg.Logger,
+		replicas:    cfg.Replicas,
+		replicaWait: orDefault(cfg.ReplicaTimeout, 100*time.Millisecond),
 	}
-	if c.log == nil {
-		c.log = slog.Default()
+	if cfg.Redis != nil {
+		if rt := readTimeout(cfg.Redis); rt > 0 {
+			c.poll = max(time.Millisecond, min(c.poll, rt/2))
+		}
 	}
 	switch {
 	case cfg.Redis == nil:
 		return nil, errors.New("redispool: ConsumerConfig.Redis is nil")
+	case checkContextTimeouts("ConsumerConfig.Redis", cfg.Redis) != nil:
+		return nil, checkContextTimeouts("ConsumerConfig.Redis", cfg.Redis)
 	case c.want != 0 && (c.want < MinChunkSize || c.want > MaxChunkSize):
 		return nil, fmt.Errorf("redispool: ConsumerConfig.ChunkSize %d outside %d..%d", c.want, MinChunkSize, MaxChunkSize)
 	case cfg.PollInterval < 0:
 		return nil, fmt.Errorf("redispool: ConsumerConfig.PollInterval %s is negative", cfg.PollInterval)
+	case cfg.Replicas < 0:
+		return nil, fmt.Errorf("redispool: ConsumerConfig.Replicas %d is negative", cfg.Replicas)
+	case cfg.ReplicaTimeout < 0:
+		return nil, fmt.Errorf("redispool: ConsumerConfig.ReplicaTimeout %s is negative", cfg.ReplicaTimeout)
+	case cfg.Replicas > 0 && !isClient(cfg.Redis):
+		return nil, fmt.Errorf("redispool: ConsumerConfig.Replicas needs a *redis.Client (one node, or Sentinel's failover client), not a %T: "+
+			"WAIT has no key by which a cluster client could route it to the node of the pop", cfg.Redis)
 	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	key, err := poolKey("ConsumerConfig.Key", cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	c.key = key
 	return c, nil
 }
 
@@ -110,14 +171,25 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 // ConsumerConfig.ChunkSize) it pops one chunk.
 //
 // When the pool is empty and some filler is able to fill, Fetch waits
-// for the refill until ctx ends (then it returns ctx.Err()). When the pool
-// is empty and no filler is running, it returns ErrPoolEmpty at once; when
-// the fillers are stopped by the monthly quota or by today's share of it,
-// an error matching qrng.ErrQuotaExceeded (and, for the day's share,
-// ErrDailyShareSpent) that says when it renews. It reports either only
-// after a last pop finds the pool still empty. Redis failures are
-// returned as errors starting "redispool:"; the Redis client reconnects
-// by itself, so Fetch works again once Redis is back.
+// for the refill until ctx ends (then it returns ctx.Err()), blocked in
+// BLMPOP (see ConsumerConfig.PollInterval), so that a waiting consumer
+// costs Redis about two commands per PollInterval. When the pool is
+// empty and no filler is running, it returns ErrPoolEmpty at once; when
+// the fillers are stopped by the monthly quota or by today's share of
+// it, an error matching qrng.ErrQuotaExceeded (and, for the day's share,
+// ErrDailyShareSpent) that says when it renews; when they run but have
+// failed to fill for a heartbeat TTL, an error matching ErrNotFilling
+// that gives their last error. It reports any of these only after a last
+// pop finds the pool still empty. Redis failures are returned as errors
+// starting "redispool:"; the Redis client reconnects by itself, so Fetch
+// works again once Redis is back.
+//
+// Every Redis call has a deadline: ctx's, or callTimeout (a blocking pop:
+// its wait and callTimeout), whichever is sooner, so Fetch returns
+// within ctx even on a hung Redis. A call that runs out of its own time
+// is tried again, with ctx; after hungCalls in a row Fetch fails with an
+// error that says Redis does not answer. (A pop whose answer came too
+// late may have taken chunks from the pool: they are lost, never served.)
 //
 // The popped chunks are erased from the client's memory once copied: the
 // strings go-redis made from the reply, each over a buffer of its own, are
@@ -127,16 +199,33 @@ func (c *Consumer) Fetch(ctx context.Context, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, errors.New("redispool: Fetch needs a non-empty buffer")
 	}
-	if err := c.ready(ctx); err != nil {
-		return 0, err
+	for hung := 0; !c.isReady.Load(); {
+		// The server's check and the prefix's choice, once: each try
+		// bounded by callTimeout, as every call of Fetch is.
+		rctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := c.ready(rctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if !c.hung(ctx, &err, &hung) {
+			return 0, err
+		}
 	}
-	pause := 5 * time.Millisecond
 	waited := false
+	var wait time.Duration // 0: pop without blocking
+	hung := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		n, popped, err := c.pop(ctx, p)
+		n, popped, err := c.pop(ctx, p, wait)
+		if c.hung(ctx, &err, &hung) {
+			continue
+		}
 		if err != nil || n > 0 {
 			return n, err
 		}
@@ -147,13 +236,16 @@ func (c *Consumer) Fetch(ctx context.Context, p []byte) (int, error) {
 			c.beforeWhy()
 		}
 		why, err := c.whyEmpty(ctx)
+		if c.hung(ctx, &err, &hung) {
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}
 		if why != nil {
 			// Chunks pushed just before the reason was written are there
 			// now: the reason is true only if the pool is still empty.
-			if n, _, err := c.pop(ctx, p); err != nil || n > 0 {
+			if n, _, err := c.pop(ctx, p, 0); err != nil || n > 0 {
 				return n, err
 			}
 			return 0, why
@@ -162,37 +254,90 @@ func (c *Consumer) Fetch(ctx context.Context, p []byte) (int, error) {
 			waited = true
 			c.waits.Add(1)
 		}
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return 0, ctx.Err()
+		wait = c.poll
+		if d, ok := ctx.Deadline(); ok {
+			wait = max(time.Millisecond, min(wait, time.Until(d)))
 		}
-		pause = min(2*pause, c.poll)
 	}
+}
+
+const (
+	// callTimeout bounds each Redis call of Fetch (beyond a blocking
+	// pop's wait) when ctx allows longer.
+	callTimeout = 500 * time.Millisecond
+	// hungCalls is how many calls in a row may run out of callTimeout
+	// before Fetch reports that Redis does not answer.
+	hungCalls = 4
+)
+
+// hung reports whether *err is a call that ran out of its own time while
+// ctx goes on, to be tried again, counting it in *n; the hungCalls-th in a
+// row it turns into the error Fetch returns (and reports false). Any
+// other outcome resets *n.
+func (c *Consumer) hung(ctx context.Context, err *error, n *int) bool {
+	if *err == nil || ctx.Err() != nil || !isTimeout(*err) {
+		*n = 0
+		return false
+	}
+	*n++
+	if *n < hungCalls {
+		return true
+	}
+	*err = fmt.Errorf("%w (Redis did not answer %d calls in a row, within %s each)", *err, *n, callTimeout)
+	return false
+}
+
+// isTimeout reports whether err is a deadline that expired.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// readTimeout is the client's ReadTimeout, where its type tells it.
+func readTimeout(rdb Redis) time.Duration {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		return c.Options().ReadTimeout
+	case *redis.ClusterClient:
+		return c.Options().ReadTimeout
+	case *redis.Ring:
+		return c.Options().ReadTimeout
+	}
+	return 0
 }
 
 // whyEmpty tells why the pool is empty: nil while a filler can fill (the
 // liveness key is set: wait), else the quota or the day's share (the quota
-// key says which, and when it renews), else ErrPoolEmpty.
-func (c *Consumer) whyEmpty(ctx context.Context) (error, error) {
+// key says which, and when it renews), else the fillers' failure to fill
+// (the failing key says since when, and their last error), else
+// ErrPoolEmpty.
+func (c *Consumer) whyEmpty(parent context.Context) (error, error) {
+	ctx, cancel := context.WithTimeout(parent, callTimeout)
+	defer cancel()
 	_, err := c.rdb.Get(ctx, c.keys.alive).Result()
 	switch {
 	case err == nil:
 		return nil, nil
 	case !errors.Is(err, redis.Nil):
-		return nil, c.failed(ctx, "read", c.keys.alive, err)
+		return nil, c.failed(parent, "read", c.keys.alive, err)
 	}
 	v, err := c.rdb.Get(ctx, c.keys.spent).Result()
 	switch {
-	case errors.Is(err, redis.Nil):
-		return ErrPoolEmpty, nil
-	case err != nil:
-		return nil, c.failed(ctx, "read", c.keys.spent, err)
+	case err == nil:
+		if e, ok := parseSpent(v); ok {
+			return e, nil
+		}
+	case !errors.Is(err, redis.Nil):
+		return nil, c.failed(parent, "read", c.keys.spent, err)
 	}
-	if e, ok := parseSpent(v); ok {
-		return e, nil
+	v, err = c.rdb.Get(ctx, c.keys.failing).Result()
+	switch {
+	case err == nil:
+		if e, ok := parseFailing(v); ok {
+			return e, nil
+		}
+	case !errors.Is(err, redis.Nil):
+		return nil, c.failed(parent, "read", c.keys.failing, err)
 	}
 	return ErrPoolEmpty, nil
 }
@@ -208,5 +353,12 @@ func (c *Consumer) failed(ctx context.Context, verb, key string, err error) erro
 // Stats returns a snapshot of the Consumer's counters.
 func (c *Consumer) Stats() ConsumerStats {
 	return ConsumerStats{Chunks: c.chunks.Load(), Bytes: c.bytes.Load(),
-		Discarded: c.discarded.Load(), Waits: c.waits.Load()}
+		Discarded: c.discarded.Load(), Waits: c.waits.Load(), Stale: c.stale.Load(), Foreign: c.foreign.Load(),
+		Unreplicated: c.unreplicated.Load()}
+}
+
+// isClient reports whether rdb is a *redis.Client.
+func isClient(rdb Redis) bool {
+	_, ok := rdb.(*redis.Client)
+	return ok
 }

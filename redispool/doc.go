@@ -32,7 +32,8 @@
 //     one script that Redis runs whole or not at all, and a batch marker
 //     makes a push that reaches Redis twice (a client retrying after a
 //     lost reply, or after Redis refused it for want of memory) add its
-//     chunks once. Nothing is redelivered and nothing is acknowledged: a
+//     chunks once. Across restarts (with or without persistence) and
+//     failovers too: see "Restarts and failovers". Nothing is redelivered and nothing is acknowledged: a
 //     chunk popped by a consumer that then crashes, or whose reply is
 //     lost, is gone, never reused. Losing a chunk costs quota and nothing
 //     else; serving one twice is the failure this design rules out.
@@ -40,7 +41,10 @@
 //     passed the health tests (SP 800-90B repetition count and adaptive
 //     proportion, false alarms 2^-40, 7 bits of min-entropy per byte
 //     assumed) and repeated no run of bytes of itself or of the filler's last 16
-//     batches, at any offset (the same replay check as a Source's).
+//     batches, at any offset (the same replay check as a Source's), nor
+//     a sample of the bytes of any batch pushed by any filler of the pool
+//     in the last 24 hours (the shared replay memory, {qrng}:seen, checked
+//     and set inside the push script; at most seenCap entries).
 //   - The fillers of a pool never reserve more than its quota in a UTC
 //     month, nor (unless DailyBits says otherwise) more than the day's
 //     share in a UTC day, however many they are and however hard
@@ -77,7 +81,30 @@
 //     that says when it renews, but only after a last pop finds the pool
 //     still empty, and a refund that makes room lifts a filler's pause at
 //     once. A filler that is killed rather than stopped counts as running
-//     until its heartbeat expires.
+//     until its heartbeat expires. Fillers that run but have failed to
+//     fill for their heartbeat TTL, with nothing pushed, make Fetch
+//     return ErrNotFilling with their last error.
+//   - Every Redis call honours its context's deadline (the clients must
+//     set ContextTimeoutEnabled), and a consumer's calls have deadlines of
+//     their own, so Fetch ends with its context even on a hung Redis.
+//
+// # Restarts and failovers
+//
+// Each chunk is sealed with the generation of the primary it was pushed
+// to (see seal.go: the SHA-1 of the server's run_id and master_replid), and
+// the push script refuses a server of another generation. After each pop
+// a consumer reads the server's generation (a script in the pop's
+// pipeline, or right after a blocking pop) and serves only the chunks of
+// that generation; the others are erased unserved (ConsumerStats.Stale).
+// A server restarted from RDB or AOF files, a promoted replica, or an old
+// primary promoted again each have a new generation, so chunks popped (and
+// served) before the crash or the failover, which the next server holds
+// again, are never served: they cost quota, never a second use. Fillers
+// wipe older generations from the head of the pool at each heartbeat
+// (FillerStats.Wiped). A push whose outcome is unknown when the
+// generation changes is dropped, not sent again (FillerStats.Dropped). With
+// ConsumerConfig.Replicas, a pop also waits (WAIT) for that many replicas
+// and its chunks are erased unserved unless they acknowledged it.
 //
 // # What it does not guarantee
 //
@@ -86,9 +113,7 @@
 //     byte. Turn persistence off for the pool's server (--save ""
 //     --appendonly no), use TLS (rediss://) and ACL users, and set
 //     Config.Mix on Sources that make secrets, so that the bytes they
-//     serve are never the pooled bytes alone. A Redis restarted from a
-//     snapshot also brings back chunks popped since the snapshot; the
-//     meter recovers from that, the pool does not tell those chunks apart.
+//     serve are never the pooled bytes alone.
 //   - Erasure inside Redis. Redis frees a chunk's memory when it pops it
 //     but does not zero it. On the Go side, a Consumer zeroes the strings
 //     go-redis made for the chunks it popped, and a Filler zeroes its
@@ -125,7 +150,9 @@
 //     maxmemory and maxmemory-policy from INFO memory, so it needs no
 //     CONFIG permission (managed services often withhold CONFIG); a filler
 //     refused INFO refuses to run.
-//   - Persistence off (--save "" --appendonly no), for the reasons above.
+//   - Persistence off (--save "" --appendonly no), for the secrecy of the
+//     pooled bytes (with it on, chunks are still never served twice: see
+//     "Restarts and failovers").
 //
 // # Keys
 //
@@ -137,37 +164,46 @@
 // ReadStatus use it instead where Redis holds a pool under it and none
 // under "{qrng}", on a server that is not a cluster, and log so once.
 //
-//	{qrng}:pool             list    chunks of random bytes; fillers RPUSH, consumers LMPOP from the left
-//	{qrng}:quota:2026-11    string  bits reserved in that UTC month, net of refunds; expires 7 days after the month
-//	{qrng}:day:2026-11-27   string  bits reserved in that UTC day, net of refunds; expires 2 days after the day
-//	{qrng}:ledger:2026-11   hash    the month's reservations: "t:<token>" = "<day> <bits> <state> <filler>" (state r
+//	{qrng}:pool               list    sealed chunks of random bytes (see "Restarts and failovers"); fillers
+//	                                RPUSH, consumers LMPOP or BLMPOP from the left
+//	{qrng}:quota:2026-11      string  bits reserved in that UTC month, net of refunds; expires 7 days after the month
+//	{qrng}:day:2026-11-27     string  bits reserved in that UTC day, net of refunds; expires 2 days after the day
+//	{qrng}:ledger:2026-11     hash    the month's reservations: "t:<token>" = "<day> <bits> <state> <filler>" (state r
 //	                                in flight, s answered, f refunded) and "reserved", bits ever reserved, never
 //	                                lowered; expires with the month's counter
 //	{qrng}:alive            string  "ok" while some filler can fill; TTL: the heartbeat's
 //	{qrng}:spent            string  "quota <unix>" or "daily <unix>": the quota or today's share stops the fillers
 //	                                until then (by the server's clock); TTL: the heartbeat's
-//	{qrng}:filler:<id>      string  one filler's heartbeat: host, pid, start time, sizes; TTL (default 5 s)
-//	{qrng}:fillers          set     ids of fillers, pruned of expired ones
-//	{qrng}:active           set     ids of fillers not stopped by the quota or the day's share
-//	{qrng}:meta             hash    the pool's settings, recorded by its first filler: chunk_size, bits,
-//	                                quota_bits, daily ("even", "off" or bits a day)
-//	{qrng}:pushed:<batch>   string  push marker of one batch; TTL 5 min
+//	{qrng}:failing            string  "failing <unix> <last error>": a filler has failed to fill since then, with no
+//	                                batch pushed, for longer than its heartbeat TTL; TTL: the heartbeat's
+//	{qrng}:filler:<id>        string  one filler's heartbeat: host, pid, start time, sizes; TTL (default 5 s)
+//	{qrng}:fillers            set     ids of fillers, pruned of expired ones
+//	{qrng}:active             set     ids of fillers not stopped by the quota or the day's share
+//	{qrng}:meta               hash    the pool's settings, recorded by its first filler: chunk_size, bits,
+//	                                quota_bits, daily ("even", "off" or bits a day), auth ("none" or
+//	                                "hmac-sha256 <key id>": see FillerConfig.Key)
+//	{qrng}:seen               zset    the shared replay memory: digests of sampled anchors of pushed batches,
+//	                                scored by expiry (24 h), at most 8192; TTL 24 h
+//	{qrng}:pushed:<batch>     string  push marker of one batch; TTL 5 min
 //
 // A consumer that finds the pool empty reads {qrng}:alive (present: wait for
-// the refill), then {qrng}:spent (present: the quota or the day's share is
-// spent), else reports ErrPoolEmpty; either report comes only after one
-// more pop finds nothing. To change a pool's settings, stop every filler
+// the refill, blocked in BLMPOP), then {qrng}:spent (present: the quota or
+// the day's share is spent), then {qrng}:failing (present: ErrNotFilling,
+// with the fillers' last error), else reports ErrPoolEmpty; each report
+// comes only after one more pop finds nothing. To change a pool's settings, stop every filler
 // and delete {qrng}:meta (and {qrng}:pool, if the chunk size changes).
 //
 // # ACL
 //
-// Consumers need only LMPOP on the pool, GET on the two keys that say
-// why it is empty and HGET on the settings (for the chunk size). With
+// Consumers need only LMPOP and BLMPOP on the pool, EVAL and INFO (for
+// the script that reads the server's generation, in the pipeline of each
+// pop: see "Restarts and failovers"), GET on the three keys that say why
+// it is empty and HGET on the settings (for the chunk size). With
 // Redis 7 selectors keep GET and HGET away from the pool, so a consumer
 // cannot read a chunk without removing it, nor add one:
 //
-//	ACL SETUSER qrng-consumer on >CONSUMER-PASSWORD resetkeys resetchannels -@all +lmpop ~{qrng}:pool (+get %R~{qrng}:alive %R~{qrng}:spent) (+hget %R~{qrng}:meta)
-//	ACL SETUSER qrng-filler on >FILLER-PASSWORD resetkeys resetchannels -@all ~{qrng}:* +evalsha +eval +llen +smembers +srem +exists +get +set +rpush +incrby +decrby +expireat +sadd +scard +del +hset +hsetnx +hget +hgetall +hincrby +time +info
+//	ACL SETUSER qrng-consumer on >CONSUMER-PASSWORD resetkeys resetchannels -@all +lmpop +blmpop +eval +info ~{qrng}:pool (+get %R~{qrng}:alive %R~{qrng}:spent %R~{qrng}:failing) (+hget %R~{qrng}:meta)
+//	ACL SETUSER qrng-filler on >FILLER-PASSWORD resetkeys resetchannels -@all ~{qrng}:* +evalsha +eval +llen +smembers +srem +exists +get +set +rpush +incrby +decrby +expireat +sadd +scard +del +hset +hsetnx +hget +hgetall +hincrby +time +info +lindex +lpop +zadd +zscore +zcard +zremrangebyscore +zremrangebyrank +pexpire
 //	ACL SETUSER qrng-status on >STATUS-PASSWORD resetkeys resetchannels -@all %R~{qrng}:* +llen +hgetall +get +exists +smembers +pttl +time
 //
 // The filler's list includes the commands its scripts call. A consumer

@@ -76,3 +76,45 @@ func parseSpent(v string) (*spentError, bool) {
 	}
 	return &spentError{daily: word == "daily", until: time.Unix(sec, 0)}, true
 }
+
+// ErrNotFilling: the pool is empty and its fillers run but have failed to
+// fill for longer than their heartbeat TTL (the service or Redis failing,
+// every batch rejected), with no batch pushed, so no bytes will come by
+// waiting. The error a Consumer returns then matches it and says since
+// when and the fillers' last error. It is not a quota error: a Source
+// with FallbackNever returns it and one with FallbackOnError falls back,
+// giving it as the reason. Its RetryAfter asks for a pause of one second.
+var ErrNotFilling = errors.New("redispool: the pool's fillers are not filling")
+
+// notFillingError is ErrNotFilling with what the failing key says.
+type notFillingError struct {
+	since time.Time
+	last  string
+}
+
+func (e *notFillingError) Error() string {
+	return "redispool: pool empty and its fillers are not filling (failing since " +
+		e.since.UTC().Format(time.RFC3339) + "), last error: " + e.last
+}
+
+func (e *notFillingError) Is(target error) bool { return target == ErrNotFilling }
+
+// RetryAfter is the pause a Source takes before it tries the pool again.
+func (e *notFillingError) RetryAfter() time.Duration { return time.Second }
+
+// parseFailing reads the failing key's value: "failing <unix> <last error>".
+func parseFailing(v string) (*notFillingError, bool) {
+	rest, ok := strings.CutPrefix(v, "failing ")
+	if !ok {
+		return nil, false
+	}
+	num, last, _ := strings.Cut(rest, " ")
+	sec, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	if last == "" {
+		last = "unknown"
+	}
+	return &notFillingError{since: time.Unix(sec, 0), last: last}, true
+}

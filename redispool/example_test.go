@@ -18,6 +18,7 @@ func ExampleFiller() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	opts.ContextTimeoutEnabled = true // every call honours its context
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	f, err := redispool.NewFiller(redispool.FillerConfig{Redis: rdb, Target: 64 << 20})
@@ -39,6 +40,7 @@ func ExampleConsumer() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	opts.ContextTimeoutEnabled = true // every call honours its context
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	c, err := redispool.NewConsumer(redispool.ConsumerConfig{Redis: rdb})

@@ -47,7 +47,7 @@ func (f *Filler) fillOne(ctx context.Context, buf []byte) error {
 	if f.beforePush != nil {
 		f.beforePush()
 	}
-	return f.push(ctx, b)
+	return f.push(ctx, b, fingerprints(b, f.chunk))
 }
 
 // fetchFailed applies the refund rule: a request that never left (a
@@ -88,7 +88,8 @@ func (f *Filler) fetchFailed(ctx context.Context, r reservation, answered bool, 
 	return err
 }
 
-// check runs the health tests and the replay check on a packed batch.
+// check runs the health tests and the replay check on a packed batch, and
+// returns the batch's anchors for the pool's shared replay memory.
 func (f *Filler) check(b []byte) error {
 	if err := f.tester.Check(b); err != nil {
 		return fmt.Errorf("%w: %v", qrng.ErrRejectedBatch, err)
@@ -97,7 +98,7 @@ func (f *Filler) check(b []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if i := f.replay.Remember(anchors); i >= 0 {
-		return fmt.Errorf("%w: it repeats bytes of a recent batch (replay, anchor %d)", qrng.ErrRejectedBatch, i)
+		return fmt.Errorf("%w: it repeats bytes of itself or of a recent batch (replay, anchor %d)", qrng.ErrRejectedBatch, i)
 	}
 	return nil
 }

@@ -41,7 +41,8 @@ const (
 
 // FillerConfig configures a Filler. Every zero field means its default.
 type FillerConfig struct {
-	// Redis holds the pool. Required. It must not evict the pool's keys:
+	// Redis holds the pool. Required, with ContextTimeoutEnabled set (see
+	// Redis). It must not evict the pool's keys:
 	// Run refuses a Redis whose maxmemory-policy is not noeviction (when
 	// maxmemory is set), or whose maxmemory leaves too little room for
 	// Target (see the package documentation, "Redis settings").
@@ -51,6 +52,18 @@ type FillerConfig struct {
 	// under it and none under DefaultPrefix (decided as Run starts, and
 	// logged).
 	Prefix string
+
+	// Key is the pool key, shared by the pool's fillers and consumers, at
+	// least MinKeySize bytes: with it every chunk carries an HMAC-SHA256
+	// that consumers with the key check (see auth.go), so that whoever
+	// can push to the list cannot make them serve bytes of their choosing.
+	// Default: $QRNG_POOL_KEY, else the contents of the file named by
+	// $QRNG_POOL_KEY_FILE; without either, chunks are unauthenticated.
+	// The pool's first filler records which (and an id of the key, never
+	// the key); a filler with another key, or none where the pool has
+	// one, refuses to run. Never log it, nor take it from a command-line
+	// flag (ps shows those).
+	Key []byte
 
 	// Token is the API token from QCI. Default: $QCI_TOKEN. Only fillers
 	// need it; consumers never do.
@@ -110,7 +123,11 @@ type FillerConfig struct {
 	ID string
 	// HeartbeatTTL is how long the heartbeat lives unless refreshed; it is
 	// refreshed three times per TTL. Consumers see an empty pool with no
-	// live heartbeat as ErrPoolEmpty. Default 5 s.
+	// live heartbeat as ErrPoolEmpty. A filler that has wanted to fill and
+	// failed (the service or Redis failing, batches rejected) for a TTL,
+	// with no batch pushed, says so in its heartbeat: once no filler of
+	// the pool can fill, consumers of an empty pool stop waiting
+	// (ErrNotFilling, with the last error). Default 5 s.
 	HeartbeatTTL time.Duration
 	// PollInterval is how often the pool's length is checked between
 	// top-ups. Default 200 ms.
@@ -137,6 +154,9 @@ type FillerStats struct {
 	ReservedBits int64 // bits reserved on the shared meter (refunds not subtracted)
 	BytesPushed  int64 // Chunks × the chunk size
 	EvictedKeys  int64 // keys Redis evicted while this filler ran, as its heartbeats saw them
+	Replayed     int64 // of Rejected: batches the pool's shared replay memory refused (pushed before, by some filler)
+	Dropped      int64 // of PushErrors: batches dropped unpushed: Redis restarted or failed over after a push whose outcome is unknown
+	Wiped        int64 // chunks of older generations wiped from the pool's head (pushed before a restart or failover)
 	Syncs        int64 // times the month's count was taken from the service's usage
 	QuotaBlocked bool  // filling is paused because the monthly quota is spent
 	DailyBlocked bool  // filling is paused because today's share is spent
@@ -154,6 +174,7 @@ type Filler struct {
 	rdb     Redis
 	keys    keys
 	client  *qrng.Client
+	key     []byte // the pool key; nil: chunks are unauthenticated
 	meter   meter
 	log     *slog.Logger
 	onStart func(Budget)
@@ -208,6 +229,10 @@ type Filler struct {
 	evicted   int64                  // Redis's evicted_keys at the last heartbeat; -1 before the first
 	redisDown bool                   // the last Redis call failed
 	beaten    string                 // the state of the last heartbeat
+	gen       generation             // the server's generation, as last seen
+	genKnown  bool                   // gen has been seen
+	failSince time.Time              // since when filling has failed, with no batch pushed; zero if it has not
+	lastFail  string                 // the last failure's text, for the failing state
 	replay    *replay.Index          // anchors of the recent batches, as a qrng.Source keeps them
 	stats     FillerStats
 }
@@ -225,9 +250,17 @@ func NewFiller(cfg FillerConfig) (*Filler, error) {
 	if cfg.Redis == nil {
 		return nil, errors.New("redispool: FillerConfig.Redis is nil")
 	}
+	if err := checkContextTimeouts("FillerConfig.Redis", cfg.Redis); err != nil {
+		return nil, err
+	}
+	key, err := poolKey("FillerConfig.Key", cfg.Key)
+	if err != nil {
+		return nil, err
+	}
 	f := &Filler{
 		rdb:         cfg.Redis,
 		keys:        newKeys(cfg.Prefix),
+		key:         key,
 		log:         cfg.Logger,
 		onStart:     cfg.OnStart,
 		id:          cfg.ID,

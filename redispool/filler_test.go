@@ -318,7 +318,7 @@ func TestFillerStop(t *testing.T) {
 		require.NoError(t, err)
 		idx := chunkIndex(t, srv, testBits, testChunk)
 		for i, v := range vals {
-			assert.Equal(t, chunkPos{0, i}, idx[v])
+			assert.Equal(t, chunkPos{0, i}, idx[unseal(t, v)])
 		}
 		assert.Len(t, erased, testBatchBytes)
 		assert.Equal(t, make([]byte, testBatchBytes), erased, "the batch buffer was erased after the push")
@@ -374,17 +374,18 @@ func TestPushIsWholeAndOnce(t *testing.T) {
 	rdb := rs.client(t, "", "")
 	ctx := context.Background()
 	k := newKeys("push")
-	args := []any{pushMarkerTTL.Milliseconds()}
+	gen := serverGen(t, rdb, k)
+	args := []any{pushMarkerTTL.Milliseconds(), seenTTL.Milliseconds(), seenCap, gen.String(), 0}
 	for i := range 2500 {
 		args = append(args, fmt.Sprintf("chunk %04d", i))
 	}
-	keys := []string{k.pool, k.pushed("batch-1")}
-	n, err := pushScript.Run(ctx, rdb, keys, args...).Int64()
+	keys := []string{k.pool, k.pushed("batch-1"), k.seen}
+	v, err := pushScript.Run(ctx, rdb, keys, args...).Slice()
 	require.NoError(t, err)
-	assert.Equal(t, int64(2500), n)
-	n, err = pushScript.Run(ctx, rdb, keys, args...).Int64()
+	assert.Equal(t, []any{int64(1), int64(2500)}, v)
+	v, err = pushScript.Run(ctx, rdb, keys, args...).Slice()
 	require.NoError(t, err)
-	assert.Equal(t, int64(-1), n, "the second push of the same batch is refused")
+	assert.Equal(t, []any{int64(0), int64(0)}, v, "the second push of the same batch is refused")
 	vals, err := rdb.LRange(ctx, k.pool, 0, -1).Result()
 	require.NoError(t, err)
 	require.Len(t, vals, 2500)

@@ -46,57 +46,100 @@ func dailyRule(daily int64) string {
 }
 
 // settingNames maps the fields of the pool's settings to FillerConfig's.
-var settingNames = map[string]string{"chunk_size": "ChunkSize", "bits": "Bits", "quota_bits": "QuotaBits", "daily": "DailyBits"}
+var settingNames = map[string]string{"chunk_size": "ChunkSize", "bits": "Bits", "quota_bits": "QuotaBits", "daily": "DailyBits", "auth": "Key"}
 
-// beat refreshes the heartbeat and the liveness or quota key, and checks
-// the pool's settings. A settings mismatch, or evictions on a Redis whose
-// settings can evict, is a stopError. A new run_id (Redis restarted) makes
-// the next reservation take the count from the service again.
+// settingFields are the pool's settings, in the heartbeat script's order.
+var settingFields = []string{"chunk_size", "bits", "quota_bits", "daily", "auth"}
+
+// beat refreshes the heartbeat and the liveness, quota or failing key,
+// checks the pool's settings, and wipes chunks of older generations from
+// the head of the pool. A settings mismatch, evictions on a Redis whose
+// settings can evict, or a server whose INFO names no generation is a
+// stopError. A new run_id (Redis restarted) makes the next reservation
+// take the count from the service again.
 func (f *Filler) beat(ctx context.Context) error {
-	evicted, runID, err := f.beatOnce(ctx)
+	hb, err := f.beatOnce(ctx)
 	if err != nil {
 		return err
 	}
-	f.sawRunID(runID)
-	return f.sawEvictions(ctx, evicted)
+	f.sawRunID(hb.runID)
+	f.sawGen(hb.gen)
+	if hb.wiped > 0 {
+		f.mu.Lock()
+		f.stats.Wiped += hb.wiped
+		f.mu.Unlock()
+		f.log.Warn("redispool: wiped chunks of an older generation from the pool (pushed before Redis restarted or failed over): they are never served",
+			"filler", f.id, "chunks", hb.wiped)
+	}
+	return f.sawEvictions(ctx, hb.evicted)
+}
+
+// heartbeatAnswer is what the heartbeat script says of the server.
+type heartbeatAnswer struct {
+	evicted int64
+	runID   string
+	gen     generation
+	wiped   int64
 }
 
 // beatOnce runs the heartbeat script, one beat at a time (so that the
 // last state computed is the last written), and returns what the server
-// said of its evictions and run_id.
-func (f *Filler) beatOnce(ctx context.Context) (evicted int64, runID string, err error) {
+// said of its evictions, run_id and generation.
+func (f *Filler) beatOnce(ctx context.Context) (heartbeatAnswer, error) {
 	f.beatMu.Lock()
 	defer f.beatMu.Unlock()
 	state := f.state()
-	mine := []any{f.chunk, f.bits, f.meter.limit, dailyRule(f.meter.daily)}
+	mine := []any{f.chunk, f.bits, f.meter.limit, dailyRule(f.meter.daily), authSetting(f.key)}
 	v, err := heartbeatScript.Run(ctx, f.rdb,
-		[]string{f.keys.filler(f.id), f.keys.fillers, f.keys.alive, f.keys.meta, f.keys.spent, f.keys.active},
+		[]string{f.keys.filler(f.id), f.keys.fillers, f.keys.alive, f.keys.meta, f.keys.spent, f.keys.active,
+			f.keys.failing, f.keys.pool},
 		append([]any{f.ttl.Milliseconds(), f.id, f.info, state}, mine...)...).Slice()
 	if err != nil {
-		return 0, "", fmt.Errorf("redispool: heartbeat on %s: %w", f.keys.filler(f.id), err)
+		return heartbeatAnswer{}, fmt.Errorf("redispool: heartbeat on %s: %w", f.keys.filler(f.id), err)
 	}
-	if len(v) != 3 {
-		return 0, "", fmt.Errorf("redispool: heartbeat on %s: unexpected answer %v", f.keys.filler(f.id), v)
-	}
-	if ok, _ := v[0].(int64); ok == 0 {
+	if ok, _ := v[0].(int64); ok == 0 && len(v) == 3 {
 		field, _ := v[1].(string)
 		have, _ := v[2].(string)
 		var value any
-		for i, name := range []string{"chunk_size", "bits", "quota_bits", "daily"} {
+		for i, name := range settingFields {
 			if name == field {
 				value = mine[i]
 			}
 		}
-		return 0, "", stopError{fmt.Errorf("redispool: FillerConfig.%s %v differs from the pool's %s (%s in %s, set by its first filler): "+
+		if field == "auth" {
+			return heartbeatAnswer{}, stopError{fmt.Errorf("redispool: FillerConfig.Key (chunks sealed %q) differs from the pool's (%q in %s, set by its first filler): "+
+				"give every filler and consumer of the pool the same key ($%s), or none, or stop every filler and delete %s and %s to set the pool up anew",
+				value, have, f.keys.meta, EnvPoolKey, f.keys.meta, f.keys.pool)}
+		}
+		return heartbeatAnswer{}, stopError{fmt.Errorf("redispool: FillerConfig.%s %v differs from the pool's %s (%s in %s, set by its first filler): "+
 			"use the pool's value, or stop every filler and delete %s (and %s, if the chunk size changes) to set the pool up anew",
 			settingNames[field], value, have, field, f.keys.meta, f.keys.meta, f.keys.pool)}
+	}
+	if len(v) != 5 {
+		return heartbeatAnswer{}, fmt.Errorf("redispool: heartbeat on %s: unexpected answer %v", f.keys.filler(f.id), v)
 	}
 	f.mu.Lock()
 	f.beaten = state
 	f.mu.Unlock()
-	evicted, _ = strconv.ParseInt(fmt.Sprint(v[1]), 10, 64)
-	runID, _ = v[2].(string)
-	return evicted, runID, nil
+	var hb heartbeatAnswer
+	hb.evicted, _ = strconv.ParseInt(fmt.Sprint(v[1]), 10, 64)
+	hb.runID, _ = v[2].(string)
+	g, _ := v[3].(string)
+	var ok bool
+	if hb.gen, ok = genFromHex(g); !ok {
+		return heartbeatAnswer{}, stopError{errors.New("redispool: Redis's INFO shows no run_id or master_replid: " +
+			"the pool cannot tell a restarted or failed-over server's chunks from its own, so it refuses to fill it")}
+	}
+	hb.wiped, _ = v[4].(int64)
+	return hb, nil
+}
+
+// sawGen notes the server's generation, in which the next batches are
+// sealed.
+func (f *Filler) sawGen(g generation) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen, f.genKnown = g, true
 }
 
 // sawEvictions compares Redis's count of evicted keys with the last one:
@@ -128,7 +171,8 @@ func (f *Filler) sawEvictions(ctx context.Context, evicted int64) error {
 // state is what the heartbeat says: "ok" while the filler can fill (or
 // has a batch in flight), "quota <unix seconds>" or "daily <unix
 // seconds>" while the quota or today's share stops it, with when it
-// renews by the server's clock.
+// renews by the server's clock, "failing <unix seconds> <last error>"
+// once it has failed to fill for failAfter, with no batch pushed.
 func (f *Filler) state() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -138,6 +182,9 @@ func (f *Filler) state() string {
 func (f *Filler) stateLocked() string {
 	b := f.block
 	if b.kind == blockNone || f.inflight > 0 || !f.now().Before(b.until) {
+		if !f.failSince.IsZero() && f.now().Sub(f.failSince) >= f.failAfter() {
+			return "failing " + strconv.FormatInt(f.failSince.Unix(), 10) + " " + f.lastFail
+		}
 		return "ok"
 	}
 	word := "quota "
@@ -204,7 +251,7 @@ func (f *Filler) prune(ctx context.Context) {
 // leave removes the filler's heartbeat, and the liveness and quota keys
 // if it was the last.
 func (f *Filler) leave(ctx context.Context) {
-	err := leaveScript.Run(ctx, f.rdb, []string{f.keys.filler(f.id), f.keys.fillers, f.keys.alive, f.keys.active, f.keys.spent}, f.id).Err()
+	err := leaveScript.Run(ctx, f.rdb, []string{f.keys.filler(f.id), f.keys.fillers, f.keys.alive, f.keys.active, f.keys.spent, f.keys.failing}, f.id).Err()
 	if err != nil {
 		f.log.Warn("redispool: could not remove the heartbeat; it expires by itself", "filler", f.id, "error", err.Error())
 	}

@@ -156,3 +156,30 @@ func (s *syncBuffer) String() string {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// serverGen is the generation of the server rdb talks to.
+func serverGen(t testing.TB, rdb Redis, k keys) generation {
+	t.Helper()
+	s, err := genScript.Run(context.Background(), rdb, []string{k.pool}).Text()
+	require.NoError(t, err)
+	g, ok := genFromHex(s)
+	require.True(t, ok, "generation %q", s)
+	return g
+}
+
+// sealedChunk is chunk as a filler pushes it to the server rdb talks to.
+func sealedChunk(t testing.TB, rdb Redis, k keys, chunk []byte) []byte {
+	t.Helper()
+	b := make([]byte, sealedLen+len(chunk))
+	seal(b, serverGen(t, rdb, k), chunk, nil)
+	return b
+}
+
+// unseal is the chunk in a pool's element, failing the test if the
+// element is not a sealed chunk.
+func unseal(t testing.TB, v string) string {
+	t.Helper()
+	require.Greater(t, len(v), sealedLen, "a sealed chunk")
+	require.Equal(t, byte(formatPlain), v[0], "a sealed chunk")
+	return v[sealedLen:]
+}

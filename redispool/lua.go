@@ -189,42 +189,104 @@ if not inDay(ARGV[1], ARGV[2]) then return {3, 0, 0, now, runid} end
 return {1, num(redis.call('GET', KEYS[1])), num(redis.call('GET', KEYS[2])), now, runid}
 `)
 
-// pushScript appends the chunks ARGV[2..] to the list KEYS[1], unless the
-// batch marker KEYS[2] exists: it is set here, for ARGV[1] milliseconds, so
-// a push that reaches Redis twice (a retry after a lost reply or an OOM)
-// adds its chunks once. The script runs whole or not at all, so a batch is
-// either entirely in the list or not in it. It returns the list's length,
-// or -1 for a repeated push.
-var pushScript = redis.NewScript(`
-if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return -1 end
+// genPrelude computes gen, the server's generation (see seal.go): the
+// SHA-1, in hex, of its run_id and replication ID, or ” if INFO shows
+// neither.
+const genPrelude = `
+local runid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)') or ''
+local gen = ''
+if runid ~= '' and replid ~= '' then gen = redis.sha1hex(runid .. ':' .. replid) end
+`
+
+// genScript returns the server's generation. KEYS[1], the pool, is not
+// touched: it routes the script, in the consumer's pipeline, to the
+// node that holds the pool.
+var genScript = redis.NewScript(genSource)
+
+// genSource is genScript's text, for EVAL in a pipeline.
+const genSource = genPrelude + `return gen`
+
+// pushScript appends the sealed chunks of one batch to the list KEYS[1],
+// once, into the generation they were sealed for, and only if the pool's
+// shared replay memory KEYS[3] holds none of the batch's fingerprints.
+//
+// ARGV: 1 the batch marker's lifetime (ms), 2 the replay memory's
+// lifetime (ms), 3 its capacity (fingerprints), 4 the generation the
+// chunks are sealed for (hex), 5 the number d of fingerprints, 6..5+d the
+// fingerprints, then the sealed chunks.
+//
+// The batch marker KEYS[2] makes a push that reaches Redis twice (a retry
+// after a lost reply or an OOM) add its chunks once: {0, 0}. A server of
+// another generation (restarted, or another primary since a failover)
+// pushes nothing and returns {2, its generation}. A fingerprint the
+// memory holds (unexpired: each lives ARGV[2] ms, and the oldest go past
+// the capacity) means the service sent these bytes before, to this
+// filler or another: nothing is pushed, {3, the fingerprint's index, from
+// 1}. Otherwise the fingerprints are remembered, the marker set and the
+// chunks pushed, whole (the script runs whole or not at all): {1, the
+// list's length}.
+var pushScript = redis.NewScript(genPrelude + `
+if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 0} end
+if gen ~= ARGV[4] then return {2, gen} end
+local nd = tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 6, 5 + nd do
+  local exp = redis.call('ZSCORE', KEYS[3], ARGV[i])
+  if exp and tonumber(exp) > now then return {3, i - 5} end
+end
+-- The first write must be one that Redis refuses for want of memory:
+-- once a script has written, Redis lets it write on past maxmemory.
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if nd > 0 then
+  local exp = now + tonumber(ARGV[2])
+  local args = {}
+  for i = 6, 5 + nd do
+    args[#args + 1] = exp
+    args[#args + 1] = ARGV[i]
+  end
+  redis.call('ZADD', KEYS[3], unpack(args))
+  local over = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[3])
+  if over > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, over - 1) end
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
 local n = redis.call('LLEN', KEYS[1])
-for i = 2, #ARGV, 1000 do
+for i = 6 + nd, #ARGV, 1000 do
   n = redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-return n
+return {1, n}
 `)
 
 // heartbeatScript refreshes one filler's key KEYS[1] (value ARGV[3]) for
 // ARGV[1] milliseconds and adds its id ARGV[2] to the set of fillers
 // KEYS[2]. It checks the filler's settings against the pool's, in the hash
 // KEYS[4]: chunk_size ARGV[5], bits ARGV[6], quota_bits ARGV[7], daily
-// ARGV[8]. A field the hash lacks is set (the first filler sets them all);
+// ARGV[8], auth ARGV[9] ("none" or "hmac-sha256 <key id>"). A field the hash lacks is set (the first filler sets them all);
 // a field that differs stops the script, which returns {0, field, the
 // pool's value} and changes nothing else. A filler able to fill (ARGV[4] =
-// "ok") joins the set of active fillers KEYS[6] and refreshes the liveness
-// key KEYS[3]; one stopped by the quota or the daily share (ARGV[4] =
-// "quota <unix time>" or "daily <unix time>", when it renews) refreshes the
-// key KEYS[5] with that state, leaves the active set and, if it was the
-// last active filler, deletes the liveness key: consumers then learn at
-// once that the quota, not a refill under way, is why the pool is empty.
-// It returns {1, evicted_keys, run_id} from the server's INFO.
-var heartbeatScript = redis.NewScript(`
-local want = {chunk_size = ARGV[5], bits = ARGV[6], quota_bits = ARGV[7], daily = ARGV[8]}
-for _, field in ipairs({'chunk_size', 'bits', 'quota_bits', 'daily'}) do
+// "ok") joins the set of active fillers KEYS[6], refreshes the liveness
+// key KEYS[3] and deletes the failing key KEYS[7]. One that is not
+// filling leaves the active set and, if it was the last active filler,
+// deletes the liveness key, so that consumers learn at once why the pool
+// is empty: stopped by the quota or the daily share (ARGV[4] = "quota
+// <unix time>" or "daily <unix time>", when it renews), it refreshes the
+// key KEYS[5] with that state; failing to fill (ARGV[4] = "failing <unix
+// time> <last error>", since when), the key KEYS[7].
+//
+// Then it wipes, from the head of the pool KEYS[8], the chunks sealed in
+// another generation than the server's (pushed before a restart or a
+// failover; see seal.go), at most 10,000. It returns {1, evicted_keys,
+// run_id, generation, chunks wiped} from the server's INFO.
+var heartbeatScript = redis.NewScript(genPrelude + `
+local want = {chunk_size = ARGV[5], bits = ARGV[6], quota_bits = ARGV[7], daily = ARGV[8], auth = ARGV[9]}
+local names = {'chunk_size', 'bits', 'quota_bits', 'daily', 'auth'}
+for _, field in ipairs(names) do
   local have = redis.call('HGET', KEYS[4], field)
   if have and have ~= want[field] then return {0, field, have} end
 end
-for _, field in ipairs({'chunk_size', 'bits', 'quota_bits', 'daily'}) do
+for _, field in ipairs(names) do
   redis.call('HSETNX', KEYS[4], field, want[field])
 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[1])
@@ -232,26 +294,40 @@ redis.call('SADD', KEYS[2], ARGV[2])
 if ARGV[4] == 'ok' then
   redis.call('SADD', KEYS[6], ARGV[2])
   redis.call('SET', KEYS[3], 'ok', 'PX', ARGV[1])
+  redis.call('DEL', KEYS[7])
 else
-  redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[1])
+  if string.sub(ARGV[4], 1, 8) == 'failing ' then
+    redis.call('SET', KEYS[7], ARGV[4], 'PX', ARGV[1])
+  else
+    redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[1])
+  end
   redis.call('SREM', KEYS[6], ARGV[2])
   if redis.call('SCARD', KEYS[6]) == 0 then redis.call('DEL', KEYS[3]) end
 end
 local evicted = string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') or '0'
-local runid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
-return {1, evicted, runid}
+local wiped = 0
+if gen ~= '' then
+  local bin = string.gsub(gen, '..', function(h) return string.char(tonumber(h, 16)) end)
+  while wiped < 10000 do
+    local v = redis.call('LINDEX', KEYS[8], 0)
+    if not v or string.sub(v, 2, 21) == bin then break end
+    redis.call('LPOP', KEYS[8])
+    wiped = wiped + 1
+  end
+end
+return {1, evicted, runid, gen, wiped}
 `)
 
 // leaveScript removes a stopping filler: its key KEYS[1], its id ARGV[1]
 // from the sets of fillers KEYS[2] and active fillers KEYS[4]. When no
 // active filler is left the liveness key KEYS[3] goes, and when no filler
-// at all, the quota key KEYS[5]: consumers learn at once that nobody is
-// filling.
+// at all, the quota key KEYS[5] and the failing key KEYS[6]: consumers
+// learn at once that nobody is filling.
 var leaveScript = redis.NewScript(`
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
 if redis.call('SCARD', KEYS[4]) == 0 then redis.call('DEL', KEYS[3]) end
-if redis.call('SCARD', KEYS[2]) == 0 then redis.call('DEL', KEYS[5]) end
+if redis.call('SCARD', KEYS[2]) == 0 then redis.call('DEL', KEYS[5], KEYS[6]) end
 return 1
 `)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/qrng-go/qrng"
@@ -28,6 +29,7 @@ func (f *Filler) worker(ctx context.Context) error {
 				if fatal(err) {
 					return err
 				}
+				f.failed(err)
 				failures++
 				sleepCtx(ctx, f.backoff(failures, err))
 				continue
@@ -36,11 +38,15 @@ func (f *Filler) worker(ctx context.Context) error {
 		fetch, err := f.plan(ctx)
 		f.redisResult(ctx, err)
 		if err != nil {
+			f.failed(err)
 			failures++
 			sleepCtx(ctx, f.backoff(failures, nil))
 			continue
 		}
 		if !fetch {
+			if f.topUpIdle() {
+				f.filled() // nothing wanted: nothing failing
+			}
 			sleepCtx(ctx, f.poll)
 			continue
 		}
@@ -54,6 +60,7 @@ func (f *Filler) worker(ctx context.Context) error {
 		switch {
 		case err == nil:
 			failures = 0
+			f.filled()
 		case ctx.Err() != nil:
 			return nil
 		case fatal(err):
@@ -62,9 +69,11 @@ func (f *Filler) worker(ctx context.Context) error {
 		case errors.Is(err, errQuotaSpent), errors.Is(err, errDailySpent), errors.Is(err, qrng.ErrQuotaExceeded):
 			// pause logged it; pauseLeft paces the next try
 		case errors.Is(err, errNoUsage):
+			f.failed(err)
 			failures++
 			sleepCtx(ctx, f.backoff(failures, err))
 		default:
+			f.failed(err)
 			failures++
 			if failures&(failures-1) == 0 { // 1, 2, 4, 8...: an outage does not flood the log
 				f.log.Warn("redispool: batch failed", "filler", f.id, "failures_in_a_row", failures, "error", err.Error())
@@ -106,6 +115,14 @@ func (f *Filler) plan(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// topUpIdle reports whether no top-up is under way (the pool is at its
+// marks), so that no failure to fill can be under way either.
+func (f *Filler) topUpIdle() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.filling && f.inflight == 0
+}
+
 // backoff is the pause after the failures-th failure in a row: full
 // jitter over a window doubling from 100 ms up to MaxBackoff, but no less
 // than the service's Retry-After (capped at ten minutes).
@@ -130,4 +147,36 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// failAfter is how long a filler fails to fill, with no batch pushed,
+// before its heartbeat says "failing": three beats.
+func (f *Filler) failAfter() time.Duration { return f.ttl }
+
+// maxFailText bounds the last error's text in the failing state.
+const maxFailText = 400
+
+// failed records a failure to fill: the first of a run starts the clock
+// of the failing state.
+func (f *Filler) failed(err error) {
+	if err == nil {
+		return
+	}
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if len(msg) > maxFailText {
+		msg = msg[:maxFailText] + "..."
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failSince.IsZero() {
+		f.failSince = f.now()
+	}
+	f.lastFail = msg
+}
+
+// filled ends a run of failures: a batch was pushed, or none is wanted.
+func (f *Filler) filled() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failSince, f.lastFail = time.Time{}, ""
 }

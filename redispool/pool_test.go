@@ -171,12 +171,12 @@ func TestFillerKilledLeavesWholeBatches(t *testing.T) {
 	idx := chunkIndex(t, srv, testBits, chunk)
 	seen := map[string]bool{}
 	for i := 0; i < len(vals); {
-		first, ok := idx[vals[i]]
+		first, ok := idx[unseal(t, vals[i])]
 		require.True(t, ok, "chunk %d is not from a batch the emulator served", i)
 		require.Zero(t, first.index, "chunk %d starts a batch", i)
 		for j := range 64 {
 			require.Less(t, i+j, len(vals), "batch cut short at the end of the list")
-			v := vals[i+j]
+			v := unseal(t, vals[i+j])
 			require.Len(t, v, chunk)
 			require.Equal(t, chunkPos{first.batch, j}, idx[v], "chunk %d is chunk %d of batch %d", i+j, j, first.batch)
 			require.False(t, seen[v], "chunk %d is in the pool twice", i+j)

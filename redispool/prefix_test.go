@@ -152,7 +152,7 @@ func TestRedisVersionChecked(t *testing.T) {
 	}
 
 	s := redistest.StartSentinel(t)
-	rdb := redis.NewClient(&redis.Options{Addr: s.Sentinel.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Sentinel.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
 	srv := newEmulator(t)
 	f := newTestFiller(t, testFillerConfig(srv, rdb, ""))
@@ -178,7 +178,7 @@ func TestSentinelFailover(t *testing.T) {
 	srv := newEmulator(t)
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
-	fo := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: redistest.MasterName, SentinelAddrs: []string{s.Sentinel.Addr()}})
+	fo := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: redistest.MasterName, SentinelAddrs: []string{s.Sentinel.Addr()}, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { fo.Close() })
 	f := newTestFiller(t, testFillerConfig(srv, fo, ""))
 	runFiller(t, f)

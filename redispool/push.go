@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qrng-go/qrng"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,34 +22,90 @@ const (
 // push appends b's chunks to the pool in one script, which Redis runs
 // whole or not at all, under a marker of its own: a push whose answer is
 // lost, or that Redis refused (out of memory), is sent again with the same
-// marker, so the batch, paid for, enters the pool once. It retries for at
-// most half the marker's lifetime (and leaveTimeout after a stop); a
-// batch that never got in is dropped (PushErrors). Redis out of memory on
-// oomTries pushes in a row, or settings that can evict the pool, stop the
-// filler (a stopError).
-func (f *Filler) push(ctx context.Context, b []byte) error {
-	args := make([]any, 1, 1+len(b)/f.chunk)
-	args[0] = pushMarkerTTL.Milliseconds()
-	for off := 0; off+f.chunk <= len(b); off += f.chunk {
-		args = append(args, b[off:off+f.chunk])
+// marker, so the batch, paid for, enters the pool once. The script also
+// checks the batch's fingerprints fps against the pool's shared replay
+// memory (see seen.go) and refuses a batch the service sent before, to
+// any filler: an error matching qrng.ErrRejectedBatch (FillerStats
+// Rejected and Replayed). It retries for at most half the marker's
+// lifetime (and leaveTimeout after a stop); a batch that never got in is
+// dropped (PushErrors). Redis out of memory on oomTries pushes in a row,
+// or settings that can evict the pool, stop the filler (a stopError).
+func (f *Filler) push(ctx context.Context, b []byte, fps []any) error {
+	gen, err := f.generation(ctx)
+	if err != nil {
+		return err
+	}
+	var m *macer
+	if f.key != nil {
+		m = newMacer(f.keys.prefix, f.key)
+	}
+	n, el := len(b)/f.chunk, headerLen(m)+f.chunk
+	sealed := make([]byte, n*el)
+	defer clear(sealed)
+	sealAll := func(g generation) {
+		for i := range n {
+			seal(sealed[i*el:(i+1)*el], g, b[i*f.chunk:(i+1)*f.chunk], m)
+		}
+	}
+	sealAll(gen)
+	args := make([]any, 0, 5+len(fps)+n)
+	args = append(args, pushMarkerTTL.Milliseconds(), seenTTL.Milliseconds(), seenCap, gen.String(), len(fps))
+	args = append(args, fps...)
+	for i := range n {
+		args = append(args, sealed[i*el:(i+1)*el])
 	}
 	defer clear(args)
 	marker := f.keys.pushed(randomHex(16))
 	deadline := f.now().Add(pushMarkerTTL / 2)
 	stopped := false
+	unknown := false // some attempt failed with no answer: it may have pushed
+	regens := 0
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushTimeout)
-		err := pushScript.Run(pctx, f.rdb, []string{f.keys.pool, marker}, args...).Err()
+		v, err := pushScript.Run(pctx, f.rdb, []string{f.keys.pool, marker, f.keys.seen}, args...).Slice()
 		cancel()
-		if err == nil {
+		if err == nil && len(v) == 2 {
+			switch code, _ := v[0].(int64); code {
+			case 2: // the server's generation is another: Redis restarted or failed over
+				s, _ := v[1].(string)
+				g, ok := genFromHex(s)
+				regens++
+				if unknown || !ok || regens > 3 {
+					// An earlier attempt may have pushed the batch into the
+					// old generation, where its chunks may have been served:
+					// pushed again, they could be served twice.
+					f.mu.Lock()
+					f.stats.PushErrors++
+					f.stats.Dropped++
+					f.mu.Unlock()
+					return fmt.Errorf("redispool: Redis restarted or failed over (a new generation, %q) after a push to %s whose outcome is unknown: "+
+						"the batch is dropped, never pushed twice", s, f.keys.pool)
+				}
+				f.sawGen(g)
+				sealAll(g)
+				args[3] = g.String()
+				continue
+			case 3:
+				f.mu.Lock()
+				f.stats.Failures++
+				f.stats.Rejected++
+				f.stats.Replayed++
+				f.mu.Unlock()
+				return fmt.Errorf("%w: the pool's replay memory (%s) holds its bytes: the service sent them before, to this filler or another",
+					qrng.ErrRejectedBatch, f.keys.seen)
+			}
 			f.mu.Lock()
 			f.stats.Batches++
-			f.stats.Chunks += int64(len(args) - 1)
+			f.stats.Chunks += int64(n)
 			f.top.batches++
 			f.top.bytes += int64(len(b))
 			f.mu.Unlock()
 			return nil
 		}
+		if err == nil {
+			err = fmt.Errorf("unexpected answer %v", v)
+		}
+		unknown = true
 		if f.pushFailed != nil {
 			f.pushFailed(attempt, err)
 		}
@@ -81,4 +138,27 @@ func (f *Filler) push(ctx context.Context, b []byte) error {
 		t := time.NewTimer(min(f.backoff(attempt, nil), time.Until(deadline)))
 		<-t.C
 	}
+}
+
+// generation is the server's generation as the last heartbeat saw it, or,
+// before any, as the server says now.
+func (f *Filler) generation(ctx context.Context) (generation, error) {
+	f.mu.Lock()
+	g, ok := f.gen, f.genKnown
+	f.mu.Unlock()
+	if ok {
+		return g, nil
+	}
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushTimeout) // a stopping filler still pushes its batch
+	defer cancel()
+	s, err := genScript.Run(gctx, f.rdb, []string{f.keys.pool}).Text()
+	if err != nil {
+		return g, fmt.Errorf("redispool: read the generation of %s: %w", f.keys.pool, err)
+	}
+	if g, ok = genFromHex(s); !ok {
+		return g, stopError{errors.New("redispool: Redis's INFO shows no run_id or master_replid: " +
+			"the pool cannot tell a restarted or failed-over server's chunks from its own, so it refuses to fill it")}
+	}
+	f.sawGen(g)
+	return g, nil
 }

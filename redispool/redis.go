@@ -2,6 +2,7 @@ package redispool
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -13,6 +14,13 @@ import (
 // share a slot, since the scripts touch several keys at once: the
 // default prefix, "{qrng}", is a hash tag, and so must any other prefix
 // be there (for example "{pool-a}").
+//
+// Every client given to this package must honour its contexts' deadlines:
+// set ContextTimeoutEnabled in its options (go-redis ignores deadlines
+// otherwise, and a hung Redis holds each call for its read timeout, and
+// again for each retry). NewFiller and NewConsumer refuse a
+// *redis.Client, *redis.ClusterClient or *redis.Ring without it; for
+// other types it is the caller's duty.
 type Redis interface {
 	redis.Scripter
 	Do(ctx context.Context, args ...any) *redis.Cmd
@@ -27,6 +35,8 @@ type Redis interface {
 	PTTL(ctx context.Context, key string) *redis.DurationCmd
 	Info(ctx context.Context, section ...string) *redis.StringCmd
 	Time(ctx context.Context) *redis.TimeCmd
+	Process(ctx context.Context, cmd redis.Cmder) error
+	Pipeline() redis.Pipeliner
 }
 
 var (
@@ -47,6 +57,8 @@ type keys struct {
 	pool    string // list of chunks
 	alive   string // string with a TTL: "ok" while some filler can fill
 	spent   string // string with a TTL: Unix time the quota renews, while spent
+	failing string // string with a TTL: "failing <unix> <last error>" while the fillers fail to fill
+	seen    string // sorted set: the shared replay memory, digests of pushed batches' anchors by expiry
 	meta    string // hash: chunk_size, bits, quota_bits, daily: the pool's settings
 	fillers string // set of filler ids
 	active  string // set of ids of fillers not stopped by the quota
@@ -57,6 +69,7 @@ func newKeys(prefix string) keys {
 		prefix = DefaultPrefix
 	}
 	return keys{prefix: prefix, pool: prefix + ":pool", alive: prefix + ":alive", spent: prefix + ":spent",
+		failing: prefix + ":failing", seen: prefix + ":seen",
 		meta: prefix + ":meta", fillers: prefix + ":fillers", active: prefix + ":active"}
 }
 
@@ -76,3 +89,26 @@ func (k keys) filler(id string) string { return k.prefix + ":filler:" + id }
 // pushed marks a batch as pushed, so that a push sent twice (a client
 // retrying after a lost reply) adds its chunks once.
 func (k keys) pushed(batch string) string { return k.prefix + ":pushed:" + batch }
+
+// checkContextTimeouts refuses a go-redis client that ignores its
+// contexts' deadlines (ContextTimeoutEnabled off): a hung Redis would
+// then hold each call for the client's read timeout, whatever the
+// caller's context says. field names the configuration field.
+func checkContextTimeouts(field string, rdb Redis) error {
+	var on bool
+	switch c := rdb.(type) {
+	case *redis.Client:
+		on = c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		on = c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		on = c.Options().ContextTimeoutEnabled
+	default:
+		return nil // the caller's duty (see Redis)
+	}
+	if !on {
+		return fmt.Errorf("redispool: %s has ContextTimeoutEnabled off: go-redis then ignores contexts' deadlines "+
+			"and a hung Redis holds every call for its read timeout; set ContextTimeoutEnabled: true in its options", field)
+	}
+	return nil
+}

@@ -25,6 +25,7 @@ type redisServer struct {
 	sock string
 	cmd  *exec.Cmd
 	out  bytes.Buffer
+	args []string // more arguments for redis-server
 }
 
 func redisBinary(t testing.TB) string {
@@ -39,13 +40,14 @@ func redisBinary(t testing.TB) string {
 	return bin
 }
 
-// startRedis starts a redis-server for the test and stops it at the end.
-func startRedis(t testing.TB) *redisServer {
+// startRedis starts a redis-server for the test and stops it at the end;
+// args are more arguments for redis-server.
+func startRedis(t testing.TB, args ...string) *redisServer {
 	t.Helper()
 	bin := redisBinary(t)
 	dir, err := os.MkdirTemp("", "rp") // short: a socket path has ~100 bytes at most
 	require.NoError(t, err)
-	s := &redisServer{t: t, bin: bin, dir: dir, sock: filepath.Join(dir, "redis.sock")}
+	s := &redisServer{t: t, bin: bin, dir: dir, sock: filepath.Join(dir, "redis.sock"), args: args}
 	t.Cleanup(func() {
 		s.stop()
 		os.RemoveAll(dir)
@@ -58,8 +60,9 @@ func startRedis(t testing.TB) *redisServer {
 func (s *redisServer) start() {
 	s.t.Helper()
 	s.out.Reset()
-	cmd := exec.Command(s.bin, "--port", "0", "--unixsocket", s.sock, "--unixsocketperm", "700",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
+	args := append([]string{"--port", "0", "--unixsocket", s.sock, "--unixsocketperm", "700",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning"}, s.args...) // later ones win
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = &s.out, &s.out
 	require.NoError(s.t, cmd.Start())
 	s.cmd = cmd
@@ -88,7 +91,7 @@ func (s *redisServer) stop() {
 
 // client returns a new client, with its own connections, closed at the end.
 func (s *redisServer) client(t testing.TB, user, password string) *redis.Client {
-	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.sock, Username: user, Password: password,
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.sock, Username: user, Password: password, ContextTimeoutEnabled: true,
 		PoolSize: 64})
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -97,7 +100,7 @@ func (s *redisServer) client(t testing.TB, user, password string) *redis.Client 
 // clientNoRetry is client without go-redis's retries, for tests that
 // expect a dead server and need not wait for the retries' backoff.
 func (s *redisServer) clientNoRetry(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.sock, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.sock, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -26,7 +26,7 @@ func TestMeterExactThroughStalls(t *testing.T) {
 	srv := newEmulator(t)
 	const timeout = 200 * time.Millisecond
 	rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: rs.sock, ReadTimeout: timeout, WriteTimeout: timeout,
-		MaxRetries: 20, PoolSize: 16})
+		MaxRetries: 20, PoolSize: 16, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
 	proc := rs.cmd.Process
 	t.Cleanup(func() { proc.Signal(syscall.SIGCONT) })

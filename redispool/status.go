@@ -30,6 +30,12 @@ type Status struct {
 	QuotaSpentUntil time.Time
 	DailySpent      bool
 
+	// Auth is how the pool's chunks are sealed, as its first filler
+	// recorded it: "none" (unauthenticated: no pool key), "hmac-sha256
+	// <key id>" (each chunk carries a MAC under the pool key), or "" if no
+	// filler has run.
+	Auth string
+
 	Filling bool           // some filler is filling or able to (the liveness key is set)
 	Fillers []FillerStatus // fillers with a live heartbeat, by id
 }
@@ -79,6 +85,7 @@ func ReadStatus(ctx context.Context, rdb Redis, prefix string) (Status, error) {
 	st.Bytes = st.Chunks * int64(st.ChunkSize)
 	limit, _ := strconv.ParseInt(meta["quota_bits"], 10, 64)
 	st.Daily = meta["daily"]
+	st.Auth = meta["auth"]
 	daily := int64(0)
 	switch st.Daily {
 	case "off":

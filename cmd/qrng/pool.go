@@ -259,6 +259,12 @@ func (c *poolStatusCmd) run(e *env) error {
 	}
 	fmt.Fprintf(w, "pool: %d bytes in %d chunks of %d bytes\n", st.Bytes, st.Chunks, st.ChunkSize)
 	switch {
+	case st.Auth == "none":
+		fmt.Fprintf(w, "chunks: unauthenticated (no pool key: whoever can push to Redis can add bytes)\n")
+	case st.Auth != "":
+		fmt.Fprintf(w, "chunks: authenticated (%s)\n", st.Auth)
+	}
+	switch {
 	case st.QuotaLimit < 0:
 		fmt.Fprintf(w, "quota: %d bits used in %s, no limit\n", st.QuotaUsed, st.Month)
 	case st.QuotaLimit == 0:

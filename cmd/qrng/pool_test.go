@@ -73,7 +73,7 @@ func TestPoolFillStatusAndConsumers(t *testing.T) {
 
 	r = runCmd(t, consumer, "pool", "status")
 	require.Equal(t, 0, r.code)
-	for _, want := range []string{"pool: ", "quota: ", " of 1000000000 bits used in ", "filling: true", "fillers: 1", "filler "} {
+	for _, want := range []string{"pool: ", "quota: ", " of 1000000000 bits used in ", "filling: true", "fillers: 1", "filler ", "chunks: unauthenticated (no pool key"} {
 		assert.Contains(t, r.stdout, want)
 	}
 	assert.NotContains(t, r.stdout+r.stderr, srv.Token)

@@ -265,12 +265,18 @@ func (e *env) openRedis(t *redisTarget) (redis.UniversalClient, error) {
 			c.Close()
 		}
 	}
+	// Every client honours its contexts' deadlines: redispool refuses one
+	// that does not (a hung Redis would hold each call for its read
+	// timeout).
 	switch {
 	case t.failover != nil:
+		t.failover.ContextTimeoutEnabled = true
 		return redis.NewFailoverClient(t.failover), nil
 	case t.cluster != nil:
+		t.cluster.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(t.cluster), nil
 	}
+	t.node.ContextTimeoutEnabled = true
 	if t.node.Network == "unix" || !isClusterNode(e.ctx, t) {
 		return redis.NewClient(t.node), nil
 	}
@@ -279,7 +285,7 @@ func (e *env) openRedis(t *redisTarget) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("%s names a Redis Cluster node, and its URL does not suit a cluster: %s",
 			t.from, redactURL(strings.TrimPrefix(err.Error(), "redis: "), t.raw))
 	}
-	o.MaxRetries, o.Dialer = t.node.MaxRetries, t.node.Dialer
+	o.MaxRetries, o.Dialer, o.ContextTimeoutEnabled = t.node.MaxRetries, t.node.Dialer, true
 	if t.tls != nil {
 		o.TLSConfig = t.tls
 	}

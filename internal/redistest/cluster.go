@@ -28,7 +28,7 @@ func (c *Cluster) Addrs() []string {
 // Client returns a cluster client seeded with every node, closed when the
 // test ends.
 func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { cc.Close() })
 	return cc
 }

@@ -78,7 +78,7 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 // server), without retries, so that a test expecting a dead server does
 // not wait for them.
 func (s *Server) Options() *redis.Options {
-	return &redis.Options{Addr: s.Addr(), TLSConfig: s.tls.Clone(), MaxRetries: -1}
+	return &redis.Options{Addr: s.Addr(), TLSConfig: s.tls.Clone(), MaxRetries: -1, ContextTimeoutEnabled: true}
 }
 
 // Client returns a new client of the server, closed when the test ends.
