@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,6 +161,7 @@ type FillerStats struct {
 	Syncs        int64 // times the month's count was taken from the service's usage
 	QuotaBlocked bool  // filling is paused because the monthly quota is spent
 	DailyBlocked bool  // filling is paused because today's share is spent
+	Failing      bool  // it has wanted to fill and failed for a HeartbeatTTL with nothing pushed: its heartbeat says "not filling"
 }
 
 // A Filler keeps a pool in Redis topped up with health-checked chunks of
@@ -381,12 +383,13 @@ func (f *Filler) Stats() FillerStats {
 	st.BytesPushed = st.Chunks * int64(f.chunk)
 	st.QuotaBlocked = f.block.kind == blockQuota
 	st.DailyBlocked = f.block.kind == blockDaily
+	st.Failing = strings.HasPrefix(f.stateLocked(), "failing ")
 	return st
 }
 
 // Run fills the pool until ctx ends, then returns nil. A batch already
 // fetched when ctx ends is still pushed, whole; requests in flight are
-// cancelled (their bits are given back unless a 200 answer had begun). On
+// cancelled (their bits stay counted: the service may have served them). On
 // its way out Run removes the filler's heartbeat.
 //
 // Run fails at once, before spending anything, if Redis cannot be reached

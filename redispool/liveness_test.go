@@ -169,6 +169,7 @@ func TestNotFillingStopsWaiting(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, st.Filling)
 	require.Len(t, st.Fillers, 1)
+	assert.True(t, f.Stats().Failing, "the filler's own Stats say it too (pool fill's /healthz reads them)")
 
 	var reason error
 	var mu sync.Mutex

@@ -424,3 +424,31 @@ func TestPoolStatusJSON(t *testing.T) {
 		assert.Contains(t, raw, k)
 	}
 }
+
+// /healthz answers 503 "not filling" once the filler has failed to fill
+// for a heartbeat's lifetime (here the service answers 503 to every
+// request), as consumers then stop waiting.
+func TestPoolFillHealthWhileFailing(t *testing.T) {
+	url := startRedis(t)
+	srv := qrngtest.Start(t, qrngtest.Options{})
+	srv.Inject(qrngtest.Fault{Status: 503, Body: `{"detail":"down"}`, Times: -1})
+	p := startQrng(t, map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": url}, nil, nil,
+		"pool", "fill", "-target", "64KiB", "-chunk", "1KiB", "-metrics", "127.0.0.1:0")
+	var base string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`metrics on (http://\S+)/metrics, health on /healthz`).FindStringSubmatch(p.stderr.String())
+		if m != nil {
+			base = m[1]
+		}
+		return m != nil
+	}, time.Minute, 10*time.Millisecond, "stderr: %q", p.stderr.String())
+	var body string
+	require.Eventually(t, func() bool {
+		var code int
+		code, body = get(t, base+"/healthz")
+		return code == 503 && strings.Contains(body, "failing")
+	}, time.Minute, 20*time.Millisecond, "last: %q", body)
+	assert.Equal(t, "not filling: failing to fill, with nothing pushed for a heartbeat's lifetime (see the log)\n", body)
+	p.signal(t, syscall.SIGTERM)
+	assert.Equal(t, 0, p.wait(t))
+}

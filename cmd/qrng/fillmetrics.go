@@ -66,6 +66,8 @@ func (m *fillMetrics) health(f *redispool.Filler) (int, string) {
 		return http.StatusServiceUnavailable, "not filling: the month's quota is spent"
 	case st.DailyBlocked:
 		return http.StatusServiceUnavailable, "not filling: today's share is spent"
+	case st.Failing:
+		return http.StatusServiceUnavailable, "not filling: failing to fill, with nothing pushed for a heartbeat's lifetime (see the log)"
 	case !m.started.Load():
 		return http.StatusServiceUnavailable, "not filling: starting"
 	}
