@@ -110,6 +110,9 @@ func NewConsumerCollector(name string, c *redispool.Consumer) prometheus.Collect
 	counter(b, "qrng_consumer_bytes_total", "Bytes returned by Fetch.", func(s cs) int64 { return s.Bytes })
 	counter(b, "qrng_consumer_discarded_bytes_total", "Bytes popped that did not fit in Fetch's buffer, erased unserved.", func(s cs) int64 { return s.Discarded })
 	counter(b, "qrng_consumer_waits_total", "Fetch calls that found the pool empty and waited for a filler.", func(s cs) int64 { return s.Waits })
+	counter(b, "qrng_consumer_stale_chunks_total", "Chunks popped and erased unserved: of an older generation (pushed before Redis restarted or failed over).", func(s cs) int64 { return s.Stale })
+	counter(b, "qrng_consumer_foreign_elements_total", "Elements popped and erased unserved: not chunks sealed by a filler (or failing the pool key's MAC).", func(s cs) int64 { return s.Foreign })
+	counter(b, "qrng_consumer_unreplicated_chunks_total", "Chunks popped and erased unserved because too few replicas acknowledged the pop.", func(s cs) int64 { return s.Unreplicated })
 	return b.c
 }
 
@@ -130,8 +133,12 @@ func NewFillerCollector(f *redispool.Filler) prometheus.Collector {
 	counter(b, "qrng_filler_refunded_bits_total", "Bits given back to the shared meter.", func(s fs) int64 { return s.RefundedBits })
 	counter(b, "qrng_filler_usage_syncs_total", "Times the month's count was taken from the service's usage.", func(s fs) int64 { return s.Syncs })
 	counter(b, "qrng_filler_evicted_keys_total", "Keys Redis evicted while the filler ran (evictions detected).", func(s fs) int64 { return s.EvictedKeys })
+	counter(b, "qrng_filler_batches_replayed_total", "Batches the pool's shared replay memory refused (pushed before, by some filler).", func(s fs) int64 { return s.Replayed })
+	counter(b, "qrng_filler_batches_dropped_total", "Batches dropped unpushed: Redis restarted or failed over after a push whose outcome is unknown.", func(s fs) int64 { return s.Dropped })
+	counter(b, "qrng_filler_chunks_wiped_total", "Chunks of older generations wiped from the pool's head.", func(s fs) int64 { return s.Wiped })
 	gauge(b, "qrng_filler_quota_blocked", "1 while filling is paused because the monthly quota is spent.", func(s fs) float64 { return boolean(s.QuotaBlocked) })
 	gauge(b, "qrng_filler_daily_blocked", "1 while filling is paused because today's share is spent.", func(s fs) float64 { return boolean(s.DailyBlocked) })
+	gauge(b, "qrng_filler_failing", "1 while the filler has failed to fill for a heartbeat's lifetime with nothing pushed.", func(s fs) float64 { return boolean(s.Failing) })
 	return b.c
 }
 
