@@ -24,7 +24,7 @@ import (
 
 const benchChunks = 12
 
-// fillForBench pushes n chunks of random bytes (the same ones: the
+// fillForBench pushes n sealed chunks of random bytes (the same ones: the
 // benchmark measures transport, not uniqueness) and records the chunk
 // size in the pool's settings, as a filler does (a consumer that does not
 // know it learns it from one chunk first).
@@ -33,8 +33,9 @@ func fillForBench(b *testing.B, rdb *redis.Client, n int) {
 	if err := rdb.HSet(context.Background(), "bench:meta", "chunk_size", DefaultChunkSize).Err(); err != nil {
 		b.Fatal(err)
 	}
-	chunk := make([]byte, DefaultChunkSize)
-	rand.Read(chunk)
+	raw := make([]byte, DefaultChunkSize)
+	rand.Read(raw)
+	chunk := sealedChunk(b, rdb, newKeys("bench"), raw) // as a filler seals it, with the server's generation
 	args := make([]any, 0, 256)
 	for n > 0 {
 		args = args[:0]
