@@ -59,6 +59,10 @@ func TestACLUsers(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, st.Chunks)
 	assert.Len(t, st.Fillers, 1)
+	// The filler's user reads the status too: pool fill -metrics does (the
+	// hostile review: its line lacked PTTL, and the pool metrics vanished).
+	_, err = ReadStatus(ctx, filler, "")
+	require.NoError(t, err, "the filler's ACL line lets it read the pool's status")
 
 	// What the consumer must not do.
 	for _, cmd := range [][]any{

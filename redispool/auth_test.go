@@ -61,12 +61,26 @@ func TestForeignChunksErased(t *testing.T) {
 	assert.Equal(t, "hmac-sha256 "+keyID(key), st.Auth)
 	assert.NotContains(t, st.Auth, string(key))
 
-	// A consumer without the key fails on keyed chunks, naming the fix.
+	// A consumer without the key, or with another, fails before it pops
+	// anything, naming the fix: it would erase every chunk, and the
+	// fillers would spend the quota refilling what it empties (the
+	// hostile review: a wrong key emptied a pool and spent the day's
+	// share in 4 seconds).
 	fillAndStop(t, cfg)
+	before := rdb.LLen(ctx, k.pool).Val()
+	require.Positive(t, before)
 	bare := newTestConsumer(t, rdb, "auth")
 	_, err = bare.Fetch(ctx, make([]byte, testChunk))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "redispool: the chunks of auth:pool carry a MAC and ConsumerConfig.Key is not set")
+	assert.Contains(t, err.Error(), `redispool: the pool's chunks are sealed with "hmac-sha256 `+keyID(key)+`" (auth in auth:meta) and this consumer has no key`)
+	wrong, err := NewConsumer(ConsumerConfig{Redis: rdb, Prefix: "auth", ChunkSize: testChunk, Key: []byte("fedcba9876543210fedcba9876543210")})
+	require.NoError(t, err)
+	_, err = wrong.Fetch(ctx, make([]byte, testChunk))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "and this consumer has a key with id "+keyID([]byte("fedcba9876543210fedcba9876543210")))
+	assert.NotContains(t, err.Error(), "fedcba9876543210")
+	assert.Equal(t, before, rdb.LLen(ctx, k.pool).Val(), "nothing was popped")
+	assert.Zero(t, bare.Stats().Foreign+wrong.Stats().Foreign)
 
 	// A filler with another key refuses to run.
 	other := cfg

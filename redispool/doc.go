@@ -203,7 +203,7 @@
 // cannot read a chunk without removing it, nor add one:
 //
 //	ACL SETUSER qrng-consumer on >CONSUMER-PASSWORD resetkeys resetchannels -@all +lmpop +blmpop +eval +info ~{qrng}:pool (+get %R~{qrng}:alive %R~{qrng}:spent %R~{qrng}:failing) (+hget %R~{qrng}:meta)
-//	ACL SETUSER qrng-filler on >FILLER-PASSWORD resetkeys resetchannels -@all ~{qrng}:* +evalsha +eval +llen +smembers +srem +exists +get +set +rpush +incrby +decrby +expireat +sadd +scard +del +hset +hsetnx +hget +hgetall +hincrby +time +info +lindex +lpop +zadd +zscore +zcard +zremrangebyscore +zremrangebyrank +pexpire
+//	ACL SETUSER qrng-filler on >FILLER-PASSWORD resetkeys resetchannels -@all ~{qrng}:* +evalsha +eval +llen +smembers +srem +exists +get +set +rpush +incrby +decrby +expireat +sadd +scard +del +hset +hsetnx +hget +hgetall +hincrby +time +info +lindex +lpop +zadd +zscore +zcard +zremrangebyscore +zremrangebyrank +pexpire +pttl
 //	ACL SETUSER qrng-status on >STATUS-PASSWORD resetkeys resetchannels -@all %R~{qrng}:* +llen +hgetall +get +exists +smembers +pttl +time
 //
 // The filler's list includes the commands its scripts call. A consumer

@@ -208,17 +208,51 @@ func (c *Consumer) ready(ctx context.Context) error {
 			return c.failed(ctx, "read", newKeys(DefaultPrefix).meta, err)
 		}
 	}
+	k := c.keys
+	if why != "" {
+		k = newKeys(prefix)
+	}
+	if err := c.checkAuth(ctx, k); err != nil {
+		return err
+	}
 	c.readyMu.Lock()
 	defer c.readyMu.Unlock()
 	if c.isReady.Load() {
 		return nil
 	}
 	if why != "" {
-		c.keys = newKeys(prefix)
+		c.keys = k
 		c.log.Warn(oldPrefixNotice, "reason", why)
 	}
 	c.isReady.Store(true)
 	return nil
+}
+
+// checkAuth compares the pool's keying, as its first filler recorded it
+// (auth in the settings), with this consumer's key, before anything is
+// popped: with another key, or a key where the pool has none (or none
+// where it has one), every chunk would fail and be erased, and the
+// fillers would spend the quota refilling a pool that this consumer
+// empties. Settings that cannot be read (an ACL without HGET on them, no
+// filler yet) leave the check to each chunk.
+func (c *Consumer) checkAuth(ctx context.Context, k keys) error {
+	have, err := c.rdb.HGet(ctx, k.meta, "auth").Result()
+	switch {
+	case errors.Is(err, redis.Nil), err != nil && strings.Contains(err.Error(), "NOPERM"):
+		return nil
+	case err != nil:
+		return c.failed(ctx, "read", k.meta, err)
+	}
+	want := authSetting(c.key)
+	if have == want {
+		return nil
+	}
+	mine := "no key"
+	if c.key != nil {
+		mine = "a key with id " + keyID(c.key)
+	}
+	return fmt.Errorf("redispool: the pool's chunks are sealed with %q (auth in %s) and this consumer has %s: "+
+		"give it the pool's key (ConsumerConfig.Key, $QRNG_POOL_KEY or $QRNG_POOL_KEY_FILE); nothing was popped", have, k.meta, mine)
 }
 
 // ready is a Filler's check of the server (as a Consumer's), run as Run

@@ -207,11 +207,13 @@ func (e *env) finish(src *qrng.Source, b *backend, f *fetchFlags) {
 // the local meter's count (Stats.QuotaBitsUsed: n_samples x n_bits of
 // every request answered with 200, the Source's own, since the command
 // does not sync the meter with the service); from a pool, every byte of
-// the chunks the consumer popped, served or not.
+// the chunks the consumer popped, served or not, those it erased as
+// stale, foreign or unreplicated included.
 func fetchedBits(st qrng.Stats, b *backend) int64 {
 	if b.pool != nil {
 		cs := b.pool.Stats()
-		return 8 * (cs.Bytes + cs.Discarded)
+		erased := (cs.Stale + cs.Foreign + cs.Unreplicated) * int64(b.chunk) // popped and erased unserved, about a chunk each
+		return 8 * (cs.Bytes + cs.Discarded + erased)
 	}
 	return st.QuotaBitsUsed
 }
