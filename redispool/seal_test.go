@@ -2,12 +2,12 @@ package redispool
 
 import (
 	"context"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/qrng-go/qrng/internal/redistest"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -104,13 +104,13 @@ func sealedOld(t *testing.T, rdb *redis.Client, prefix string, n int) int {
 	return n
 }
 
-// freePort is a TCP port on loopback free a moment ago.
-func freePort(t *testing.T) int {
+// startReplicated starts a primary on a free loopback port and a replica
+// of it, both stopped when the test ends.
+func startReplicated(t *testing.T) (primary, replica *redisServer) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	port := redistest.FreePort(t)
+	primary = startRedis(t, "--port", strconv.Itoa(port), "--bind", "127.0.0.1")
+	return primary, startRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(port))
 }
 
 // A primary with a replica; the replica's link is cut (the replica
@@ -119,9 +119,7 @@ func freePort(t *testing.T) int {
 // never saw those pops, is promoted. No chunk served from the primary is
 // served from the new one.
 func TestFailoverServesNoChunkTwice(t *testing.T) {
-	port := freePort(t)
-	primary := startRedis(t, "--port", strconv.Itoa(port), "--bind", "127.0.0.1")
-	replica := startRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(port))
+	primary, replica := startReplicated(t)
 	srv := newEmulator(t)
 	ctx := context.Background()
 	p := primary.client(t, "", "")
@@ -168,9 +166,7 @@ func TestFailoverServesNoChunkTwice(t *testing.T) {
 // acknowledge within ReplicaTimeout (the replica SIGSTOPped) is erased
 // unserved and Fetch says why; with the replica back, chunks are served.
 func TestConsumerWaitsForReplicas(t *testing.T) {
-	port := freePort(t)
-	primary := startRedis(t, "--port", strconv.Itoa(port), "--bind", "127.0.0.1")
-	replica := startRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(port))
+	primary, replica := startReplicated(t)
 	srv := newEmulator(t)
 	ctx := context.Background()
 	p := primary.client(t, "", "")

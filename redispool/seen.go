@@ -30,6 +30,9 @@ const (
 	seenPerBatch = 32             // digests sampled per batch, about
 )
 
+// seenDomain starts every digest of the shared replay memory.
+var seenDomain = []byte("qrng/redispool seen v2")
+
 // fingerprints returns the digests of a sample of b's chunks of chunk
 // bytes, about seenPerBatch of them (all of them for a batch with fewer
 // chunks), as push arguments.
@@ -48,7 +51,7 @@ func fingerprints(b []byte, chunk int) []any {
 	var sum [sha256.Size]byte
 	for i := range n {
 		h.Reset()
-		h.Write([]byte("qrng/redispool seen v2"))
+		h.Write(seenDomain)
 		h.Write(b[i*chunk : (i+1)*chunk])
 		h.Sum(sum[:0])
 		if uint64(binary.BigEndian.Uint32(sum[8:12])) >= threshold {

@@ -303,6 +303,21 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// metricsBase waits for pool fill's line naming its metrics address and
+// returns the server's base URL.
+func metricsBase(t *testing.T, p *proc) string {
+	t.Helper()
+	var base string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`metrics on (http://\S+)/metrics, health on /healthz`).FindStringSubmatch(p.stderr.String())
+		if m != nil {
+			base = m[1]
+		}
+		return m != nil
+	}, time.Minute, 10*time.Millisecond, "stderr: %q", p.stderr.String())
+	return base
+}
+
 // 'pool fill -metrics ADDR': /metrics serves the filler's and the pool's
 // metrics, every one the README names for them; /healthz answers 200
 // "filling" while the filler fills and 503 once the quota (here one
@@ -313,14 +328,7 @@ func TestPoolFillMetrics(t *testing.T) {
 	const batchBits = 100352 * 16 // pool fill's batch at -bits 16
 	p := startQrng(t, map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": url}, nil, nil,
 		"pool", "fill", "-target", "64KiB", "-chunk", "1KiB", "-quota", strconv.Itoa(batchBits), "-daily", "off", "-metrics", "127.0.0.1:0")
-	var base string
-	require.Eventually(t, func() bool {
-		m := regexp.MustCompile(`metrics on (http://\S+)/metrics, health on /healthz`).FindStringSubmatch(p.stderr.String())
-		if m != nil {
-			base = m[1]
-		}
-		return m != nil
-	}, time.Minute, 10*time.Millisecond, "stderr: %q", p.stderr.String())
+	base := metricsBase(t, p)
 	var body string
 	require.Eventually(t, func() bool {
 		var code int
@@ -434,14 +442,7 @@ func TestPoolFillHealthWhileFailing(t *testing.T) {
 	srv.Inject(qrngtest.Fault{Status: 503, Body: `{"detail":"down"}`, Times: -1})
 	p := startQrng(t, map[string]string{"QCI_TOKEN": srv.Token, "QCI_API_URL": srv.URL, "QRNG_REDIS_URL": url}, nil, nil,
 		"pool", "fill", "-target", "64KiB", "-chunk", "1KiB", "-metrics", "127.0.0.1:0")
-	var base string
-	require.Eventually(t, func() bool {
-		m := regexp.MustCompile(`metrics on (http://\S+)/metrics, health on /healthz`).FindStringSubmatch(p.stderr.String())
-		if m != nil {
-			base = m[1]
-		}
-		return m != nil
-	}, time.Minute, 10*time.Millisecond, "stderr: %q", p.stderr.String())
+	base := metricsBase(t, p)
 	var body string
 	require.Eventually(t, func() bool {
 		var code int
