@@ -1,6 +1,7 @@
 package qrng
 
 import (
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -169,4 +170,66 @@ func TestSlowServiceGetsSmallerRequests(t *testing.T) {
 	assert.Greater(t, c.RandomRequests, len(received), "the requests too big for the timeout got no answer")
 	t.Logf("%d requests, %d received; the largest received was %d bytes (%s at %d bits/s)", c.RandomRequests, len(received),
 		most, time.Duration(float64(8*most)/rate*float64(time.Second)), rate)
+}
+
+// OnDemand under a storm: 32 callers (Uint64 and Reads of up to 3,000
+// bytes) on 4 workers, the Source closed while they read. No value is
+// served twice, every caller returns, and what was fetched beyond what
+// was served is bounded by the waiting callers' needs: each request is
+// one caller's need in whole windows, so at most one request per caller
+// (3,072 bytes) can be left over at Close, plus what Uint64's windows
+// hold unclaimed.
+func TestOnDemandStormWithClose(t *testing.T) {
+	srv := newServer(t, qrngtest.Options{QuotaBits: -1})
+	src := newTestSource(t, srv, Config{Bits: 64, Workers: 4, OnDemand: true, QuotaBits: -1, Fallback: FallbackNever})
+	const callers = 32
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	dup := 0
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(i), 1))
+			for range 400 {
+				if i%2 == 0 {
+					v, err := func() (v uint64, err error) {
+						defer func() {
+							if p := recover(); p != nil {
+								var ok bool
+								if err, ok = p.(error); !ok {
+									err = fmt.Errorf("a panic that is no error: %v", p)
+								}
+							}
+						}()
+						return src.Uint64(), nil
+					}()
+					if err != nil {
+						assert.ErrorIs(t, err, ErrClosed)
+						return
+					}
+					mu.Lock()
+					if seen[v] {
+						dup++
+					}
+					seen[v] = true
+					mu.Unlock()
+					continue
+				}
+				if _, err := src.Read(make([]byte, 1+r.IntN(3000))); err != nil {
+					assert.ErrorIs(t, err, ErrClosed)
+					return
+				}
+			}
+		})
+	}
+	// Close once the storm is under way (or over: every caller done).
+	require.Eventually(t, func() bool { return src.Stats().QuantumBytes >= 256<<10 }, time.Minute, time.Millisecond)
+	require.NoError(t, src.Close())
+	wg.Wait()
+	assert.Zero(t, dup, "a value served twice")
+	st := src.Stats()
+	t.Logf("served %d bytes, %d values checked, fetched %d bytes in %d requests", st.QuantumBytes, len(seen), st.FetchedBytes, st.Requests)
+	left := st.FetchedBytes - st.QuantumBytes
+	assert.GreaterOrEqual(t, left, int64(0))
+	assert.LessOrEqual(t, left, int64(callers*3072+64<<10), "fetched beyond served: at most a request per caller and the windows")
 }
